@@ -27,6 +27,7 @@ from shared.settings import read_setting_names, required_setting_names
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 MAIN = INFRA / "main.bicep"
+EXAMPLE_PARAMETERS = INFRA / "main.parameters.example.json"
 ROLES_MODULE = INFRA / "modules" / "role-assignments.bicep"
 CHECKS_DIR = INFRA / "checkov"
 SKIPS_FILE = CHECKS_DIR / "skips.toml"
@@ -362,6 +363,21 @@ def test_platform_settings_not_read() -> None:
 def test_parameters_not_secure() -> None:
     text = MAIN.read_text() + ROLES_MODULE.read_text()
     assert "@secure" not in text
+
+
+def _parameters(path: Path) -> dict[str, bool]:
+    """Return each `param` of a Bicep file, mapped to whether it has a default value."""
+    declarations = [node for node in _parse(path).root_node.named_children if node.type == "parameter_declaration"]
+    return {node.named_children[0].text.decode(): len(node.named_children) > 2 for node in declarations}
+
+
+def test_example_parameters_match_template() -> None:
+    parameters = _parameters(MAIN)
+    example = json.loads(EXAMPLE_PARAMETERS.read_text())["parameters"]
+    assert set(example) <= set(parameters), f"unknown parameters: {sorted(set(example) - set(parameters))}"
+    required = {name for name, has_default in parameters.items() if not has_default}
+    assert required == {"entraClientId", "bootstrapAdmins"}
+    assert required <= set(example)
 
 
 def test_role_assignments_least_privilege() -> None:
