@@ -79,6 +79,10 @@ class Azurite:
         """Return the last lines Azurite wrote to stdout and stderr."""
         return "\n".join(self._output)
 
+    def wait(self) -> int:
+        """Block until Azurite exits and return its exit code."""
+        return self._process.wait()
+
     def is_running(self) -> bool:
         return self._process.poll() is None
 
@@ -160,3 +164,18 @@ def start_azurite(*, location: Path | None = None, in_memory: bool = False,
     logger.info("Azurite (pid %s) is ready: blob %s, queue %s, table %s",
                 azurite.pid, blob_port, queue_port, table_port)
     return azurite
+
+
+def main() -> None:
+    """Run Azurite in the foreground and print its connection string; stop it with Ctrl+C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with start_azurite() as azurite:
+        print(f"AzureWebJobsStorage={azurite.connection_string}", flush=True)
+        try:
+            azurite.wait()
+        except KeyboardInterrupt:
+            logger.info("Interrupted, stopping Azurite")
+
+
+if __name__ == "__main__":
+    main()
