@@ -97,10 +97,11 @@ def _inner_error_code(error: HttpResponseError) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _describe(error: AzureError) -> str:
+def _describe(error: AzureError, vault_url: str) -> str:
     """Say why a Key Vault call failed and what to check, without the request or response body."""
     if isinstance(error, ServiceRequestError):
-        return f"the request could not be sent ({type(error).__name__}). Check that the vault URL is reachable"
+        return (f"the request to {vault_url} could not be sent ({type(error).__name__}). "
+                "Check that the vault URL is reachable")
     if isinstance(error, ServiceResponseError):
         return f"no complete response arrived ({type(error).__name__}, for example a timeout). Retry later"
     if isinstance(error, ClientAuthenticationError):
@@ -115,8 +116,8 @@ def _describe(error: AzureError) -> str:
     return f"the call failed ({type(error).__name__}). Retry later"
 
 
-def _unavailable(action: str, name: str, error: AzureError) -> DependencyUnavailable:
-    return DependencyUnavailable(DEPENDENCY, f"{action} secret {name!r} failed: {_describe(error)}.")
+def _dependency_error(action: str, name: str, error: AzureError, vault_url: str) -> DependencyUnavailable:
+    return DependencyUnavailable(DEPENDENCY, f"{action} secret {name!r} failed: {_describe(error, vault_url)}.")
 
 
 class SecretStore:
@@ -164,9 +165,9 @@ class SecretStore:
             if error.status_code == 403 and _inner_error_code(error) == "SecretDisabled":
                 logger.info("Secret %s (version %s) is disabled; treating it as missing", name, version or "latest")
                 return None
-            raise _unavailable("Reading", name, error) from error
+            raise self._unavailable("Reading", name, error) from error
         except AzureError as error:
-            raise _unavailable("Reading", name, error) from error
+            raise self._unavailable("Reading", name, error) from error
         return secret.value
 
     def get_cached(self, name: str, *, refresh: bool = False) -> str | None:
@@ -196,7 +197,7 @@ class SecretStore:
         except ResourceNotFoundError:
             return []
         except AzureError as error:
-            raise _unavailable("Listing versions of", name, error) from error
+            raise self._unavailable("Listing versions of", name, error) from error
         minimum = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         return sorted(versions, key=lambda info: info.created_on or minimum)
 
@@ -207,7 +208,7 @@ class SecretStore:
         except ResourceNotFoundError:
             return
         except AzureError as error:
-            raise _unavailable("Reading the health probe", PING_SECRET_NAME, error) from error
+            raise self._unavailable("Reading the health probe", PING_SECRET_NAME, error) from error
 
     # Writes
 
@@ -227,7 +228,7 @@ class SecretStore:
             except ResourceExistsError as error:
                 inner_code = _inner_error_code(error)
                 if inner_code != DELETED_BUT_RECOVERABLE and inner_code not in TRANSIENT_CONFLICTS:
-                    raise _unavailable("Setting", name, error) from error
+                    raise self._unavailable("Setting", name, error) from error
                 if self._clock() >= deadline:
                     raise DependencyUnavailable(
                         DEPENDENCY, f"Setting secret {name!r} failed: it stayed in state {inner_code} for "
@@ -238,7 +239,7 @@ class SecretStore:
                     logger.info("Secret %s is in state %s; retrying the set", name, inner_code)
                     self._sleep(RECOVERY_POLL_SECONDS)
             except AzureError as error:
-                raise _unavailable("Setting", name, error) from error
+                raise self._unavailable("Setting", name, error) from error
         version = secret.properties.version or ""
         self._remember(name, value)
         logger.info("Set secret %s, new version %s", name, version)
@@ -254,7 +255,7 @@ class SecretStore:
             self._sleep(RECOVERY_POLL_SECONDS)
             return
         except AzureError as error:
-            raise _unavailable("Recovering", name, error) from error
+            raise self._unavailable("Recovering", name, error) from error
         while True:
             try:
                 self._client.get_secret(name)
@@ -268,9 +269,9 @@ class SecretStore:
             except HttpResponseError as error:
                 if error.status_code == 403 and _inner_error_code(error) == "SecretDisabled":
                     return
-                raise _unavailable("Recovering", name, error) from error
+                raise self._unavailable("Recovering", name, error) from error
             except AzureError as error:
-                raise _unavailable("Recovering", name, error) from error
+                raise self._unavailable("Recovering", name, error) from error
 
     def delete(self, name: str) -> None:
         """Soft-delete a secret and drop it from the cache; deleting a missing secret does nothing."""
@@ -282,12 +283,15 @@ class SecretStore:
         except ResourceNotFoundError:
             logger.info("Secret %s was already missing or deleted", name)
         except AzureError as error:
-            raise _unavailable("Deleting", name, error) from error
+            raise self._unavailable("Deleting", name, error) from error
         else:
             logger.info("Deleted secret %s (soft delete)", name)
         self.invalidate(name)
 
-    # Cache
+    # Helpers
+
+    def _unavailable(self, action: str, name: str, error: AzureError) -> DependencyUnavailable:
+        return _dependency_error(action, name, error, self._client.vault_url)
 
     def _remember(self, name: str, value: str | None) -> None:
         with self._lock:
