@@ -8,10 +8,11 @@ Which names give the same id (and so collide, which the API reports as a conflic
 
 - case, accents and Unicode compatibility forms do not count:
   `Déploiement`, `DEPLOIEMENT` and `ｄｅｐｌｏｉｅｍｅｎｔ` all give `deploiement`;
-- whitespace and punctuation only separate words, so the kind and number of separators between
-  two words do not count: `Prod ADO`, `prod  ado`, `PROD-ADO`, `prod_ado` and `prod.ado` all
-  give `prod-ado`, and `(legacy) prod` gives `legacy-prod`;
-- characters without an ASCII equivalent (CJK, Cyrillic, symbols such as `+`, `#` or emoji) are
+- whitespace, `_`, dashes, brackets, quotes and `. , : ; / ! ?` and backslash only separate words, so the
+  kind and number of separators between two words do not count: `Prod ADO`, `prod  ado`,
+  `PROD-ADO`, `prod_ado` and `prod.ado` all give `prod-ado`, and `(legacy) prod` gives
+  `legacy-prod`;
+- other characters without an ASCII equivalent (CJK, Cyrillic, `+`, `#`, `&`, `@`, emoji) are
   kept in a 40-bit hash appended to the id, so `C++` (`c-<hash>`) differs from `C` (`c`) and
   `本番` differs from `開発`. The hash covers the same separator-insensitive form, so `本番 ADO`
   and `本番-ADO` still collide;
@@ -37,6 +38,12 @@ MAX_DESCRIPTION_LENGTH = 4000
 
 ROOT_SPACE_ID = "root"
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+# Whitespace, connectors (`_`), dashes, brackets and quotes separate words, as do these other
+# punctuation marks. Every other character without an ASCII form, `#`, `&` and `@` included,
+# goes into the hash instead.
+_SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf"})
+_SEPARATOR_PUNCTUATION = frozenset(".,:;/\\'\"!?")
 
 _HASH_LENGTH = 10  # hex digits, 40 bits
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -202,7 +209,7 @@ def _fold_words(normalised: str) -> tuple[list[str], bool]:
         category = unicodedata.category(character)
         if category.startswith("M"):
             continue
-        if category.startswith(("Z", "P")) or character.isspace():
+        if category in _SEPARATOR_CATEGORIES or character in _SEPARATOR_PUNCTUATION or character.isspace():
             if current:
                 words.append("".join(current))
                 current = []
