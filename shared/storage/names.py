@@ -1,0 +1,28 @@
+"""Names of the tables, queues and Key Vault secrets the service uses."""
+
+from __future__ import annotations
+
+SPACES_TABLE = "Spaces"
+ROLE_BINDINGS_TABLE = "RoleBindings"
+INTEGRATIONS_TABLE = "Integrations"
+DELIVERIES_TABLE = "Deliveries"
+PULL_REQUESTS_TABLE = "PullRequests"
+
+# One queue per handled event type, so a slow or failing processor of one kind never delays
+# the others. Queue names: 3-63 lowercase letters, digits and hyphens.
+EVENT_QUEUES: dict[str, str] = {
+    "git.push": "events-git-push",
+    "git.pullrequest.created": "events-pr-created",
+    "git.pullrequest.merged": "events-pr-merged",
+    "git.pullrequest.updated": "events-pr-updated",
+    "ms.vss-code.git-pullrequest-comment-event": "events-pr-commented",
+}
+CONNECTION_TEST_QUEUE = "connection-tests"
+
+
+def pat_secret_name(integration_id: str) -> str:
+    return f"integration-{integration_id}-pat"
+
+
+def webhook_secret_name(integration_id: str) -> str:
+    return f"integration-{integration_id}-webhook-secret"
