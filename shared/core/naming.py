@@ -8,10 +8,10 @@ Which names give the same id (and so collide, which the API reports as a conflic
 
 - case, accents and Unicode compatibility forms do not count:
   `Déploiement`, `DEPLOIEMENT` and `ｄｅｐｌｏｉｅｍｅｎｔ` all give `deploiement`;
-- whitespace, `_`, dashes, brackets, quotes and `. , : ; / ! ?` and backslash only separate words, so the
-  kind and number of separators between two words do not count: `Prod ADO`, `prod  ado`,
-  `PROD-ADO`, `prod_ado` and `prod.ado` all give `prod-ado`, and `(legacy) prod` gives
-  `legacy-prod`;
+- whitespace, `_`, dashes, brackets, quotes, backslash and `. , : ; / ! ?` only separate
+  words, so the kind and number of separators between two words do not count: `Prod ADO`,
+  `prod  ado`, `PROD-ADO`, `prod_ado` and `prod.ado` all give `prod-ado`, and `(legacy) prod`
+  gives `legacy-prod`;
 - other characters without an ASCII equivalent (CJK, Cyrillic, `+`, `#`, `&`, `@`, emoji) are
   kept in a 40-bit hash appended to the id, so `C++` (`c-<hash>`) differs from `C` (`c`) and
   `本番` differs from `開発`. The hash covers the same separator-insensitive form, so `本番 ADO`
