@@ -266,6 +266,8 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 // App Service Authentication: the management API requires a Microsoft Entra ID token (401 without one).
 // With it on, App Service sets WEBSITE_AUTH_ENABLED for the app, and only then does the app trust
 // the X-MS-CLIENT-PRINCIPAL identity headers.
+// NOTE: The App Service app settings reference documents WEBSITE_AUTH_ENABLED as read-only and
+// injected into Windows and Linux apps. It has not been checked on a deployed Flex Consumption app.
 resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'authsettingsV2'

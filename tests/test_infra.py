@@ -38,7 +38,7 @@ CHECKOV_TIMEOUT_SECONDS = 300
 PLATFORM_SETTINGS = {
     # Application Insights connection of the Functions host.
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    # Blob endpoint of the identity-based AzureWebJobsStorage connection; the Functions host uses
+    # Blob endpoint of the identity-based AzureWebJobsStorage connection. The Functions host uses
     # it for leases and its own bookkeeping.
     "AzureWebJobsStorage__blobServiceUri",
 }
@@ -82,7 +82,7 @@ def _syntax_errors(node: tree_sitter.Node) -> list[str]:
 
 
 def _value(node: tree_sitter.Node, variables: dict[str, Any]) -> Any:
-    """Convert a Bicep literal to Python; a reference to a literal `var` is resolved."""
+    """Convert a Bicep literal to Python, resolving a reference to a literal `var`."""
     if node.type == "object":
         result = {}
         for prop in node.named_children:
@@ -351,7 +351,7 @@ def test_app_settings_identity_storage(main_resources: list[Resource]) -> None:
     assert "AzureWebJobsStorage" not in settings
     for service in ("blob", "queue", "table"):
         assert f"AzureWebJobsStorage__{service}ServiceUri" in settings
-    # The platform sets WEBSITE_AUTH_ENABLED itself when authentication is on; setting it by hand
+    # The platform sets WEBSITE_AUTH_ENABLED itself when authentication is on. Setting it by hand
     # would make the app trust identity headers that nothing has checked.
     assert "WEBSITE_AUTH_ENABLED" not in settings
 
