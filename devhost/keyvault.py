@@ -1,9 +1,10 @@
 """A local HTTPS server that speaks the Key Vault secrets REST API, for development and tests.
 
 No Key Vault emulator is installable from the package registries, so this module implements the
-subset of the secrets API that stackhook uses, with the JSON shapes that `azure-keyvault-secrets`
-4.12 parses: set, get (latest or by version), list secrets and versions (paged with `nextLink`),
-update attributes, soft delete, get and list deleted secrets, recover and purge.
+subset of the secrets API that stackhook uses. Responses have the JSON shapes that
+`azure-keyvault-secrets` 4.12 parses. The operations are: set, get (latest or by version), list
+secrets and versions (paged with `nextLink`), update attributes, soft delete, get and list deleted
+secrets, recover and purge.
 
 Key Vault behaviours it keeps:
 
@@ -36,6 +37,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import socket
 import ssl
 import tempfile
@@ -90,7 +92,7 @@ def _secret_not_found(name: str, *, deleted: bool = False) -> VaultRequestError:
 
 @dataclass
 class SecretVersion:
-    """One version of a secret with its value and attributes; times are Unix seconds."""
+    """One version of a secret with its value and attributes, with times in Unix seconds."""
 
     version: str
     value: str
@@ -105,7 +107,7 @@ class SecretVersion:
 
 @dataclass
 class StoredSecret:
-    """A secret's versions, oldest first; the deletion times are set while it is deleted."""
+    """A secret's versions, oldest first, and its deletion times (set only while it is deleted)."""
 
     versions: list[SecretVersion] = field(default_factory=list)
     deleted_date: int | None = None
@@ -150,8 +152,8 @@ def _attributes(body: dict[str, Any]) -> dict[str, Any]:
 class VaultState:
     """Secrets of one vault and the operations of the REST API, returning JSON-ready bodies.
 
-    Not thread-safe: `LocalKeyVault` serialises calls with a lock. `vault_url` only shapes the
-    `id` and `recoveryId` values in responses.
+    The class is not thread-safe, so `LocalKeyVault` serialises calls with a lock. `vault_url` is
+    used only to build the `id` and `recoveryId` values of responses.
     """
 
     def __init__(self, *, purge_protection: bool = False, clock: Callable[[], float] = time.time) -> None:
@@ -397,7 +399,7 @@ class _Route:
 def _route(method: str, path: str) -> _Route:
     """Map a method and path to an operation; raise `VaultRequestError` for anything else."""
     segments = [unquote(segment) for segment in path.strip("/").split("/")] if path.strip("/") else []
-    # The SDK asks for the latest version as /secrets/{name}/ with an empty version segment.
+    # The SDK requests the latest version as /secrets/{name}/ with an empty version segment.
     if path.endswith("/") and len(segments) == 2:
         segments.append("")
     collection = segments[0] if segments else ""
@@ -513,6 +515,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._json_body(raw_body)
             status, payload = self.server.vault.dispatch(route, body, query, parts.path)
         except VaultRequestError as error:
+            logger.debug("local Key Vault: %s %s failed with %s %s", self.command, parts.path, error.status,
+                         error.code)
             status, payload = error.status, error.body()
             if status == 401:
                 headers["WWW-Authenticate"] = CHALLENGE
@@ -579,7 +583,7 @@ class _VaultHTTPServer(ThreadingHTTPServer):
 class LocalKeyVault:
     """A Key Vault-compatible HTTPS server on 127.0.0.1 for the secrets API.
 
-    `token` is the bearer token the server accepts; with `None` any non-empty token is accepted.
+    `token` is the bearer token the server accepts. With `None`, any non-empty token is accepted.
     With `data_file`, state is loaded from that JSON file at start and written after each change.
     """
 
@@ -640,7 +644,7 @@ class LocalKeyVault:
     # Requests
 
     def fail_with(self, status: int | None) -> None:
-        """Answer every authorized request with `status` (for outage tests) until called with None."""
+        """Make every authorized request fail with `status` (for outage tests) until called with None."""
         with self._lock:
             self._failure_status = status
 
@@ -660,7 +664,7 @@ class LocalKeyVault:
         with self._lock:
             if self._failure_status is not None:
                 raise VaultRequestError(self._failure_status, "ServiceUnavailable",
-                                        "The local Key Vault was told to fail this request.")
+                                        "The local Key Vault is set to fail every request (LocalKeyVault.fail_with).")
             operations: dict[str, Callable[[], dict[str, Any] | None]] = {
                 "set_secret": lambda: state.set_secret(name, body),
                 "get_secret": lambda: state.get_secret(name, route.version),
@@ -740,10 +744,12 @@ def main(argv: list[str] | None = None) -> None:
     vault = LocalKeyVault(ensure_local_ca(arguments.tls_folder), port=arguments.port,
                           data_file=arguments.data_file, purge_protection=arguments.purge_protection,
                           token=arguments.token)
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     vault.start()
     print(f"Key Vault URL: {vault.url}  CA certificate: {vault.ca_path}", flush=True)
     try:
-        threading.Event().wait()
+        stop_requested.wait()
     except KeyboardInterrupt:
         pass
     finally:

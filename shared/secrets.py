@@ -1,9 +1,9 @@
 """The app's secret store: personal access tokens and webhook secrets in Key Vault.
 
 `SecretStore` wraps the real `azure.keyvault.secrets.SecretClient`, in Azure and locally alike.
-Only the client options differ: in Azure it authenticates with `DefaultAzureCredential`; in local
-mode it sends a fixed token to the local Key Vault (`devhost.keyvault`) and trusts that server's
-private CA certificate.
+Only the client options differ. In Azure the client authenticates with `DefaultAzureCredential`.
+In local mode it sends a fixed token to the local Key Vault (`devhost.keyvault`) and trusts that
+server's private CA certificate.
 
 Failures of Key Vault itself (connection refused, timeout, 5xx, authentication or authorization
 failure) raise `DependencyUnavailable`. Messages name the secret but never contain its value.
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 DEPENDENCY = "Key Vault"
 SECRET_NAME_PATTERN = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-# The fixed token of the local Key Vault; it grants nothing anywhere else.
+# The fixed token of the local Key Vault. It grants nothing anywhere else.
 LOCAL_ACCESS_TOKEN = "stackhook-local-key-vault-token"  # noqa: S105
 PING_SECRET_NAME = "stackhook-ping"  # noqa: S105 - a name, not a value
 
@@ -52,7 +52,7 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 1,
 }
-# Recovering a deleted secret takes a few seconds in Azure; the local Key Vault recovers at once.
+# Recovery of a deleted secret can take several seconds in Azure. The local Key Vault recovers at once.
 RECOVERY_TIMEOUT_SECONDS = 30.0
 RECOVERY_POLL_SECONDS = 1.0
 # Inner error codes of a 409 on set that a wait or a recovery resolves.
@@ -70,7 +70,7 @@ class SecretVersionInfo:
 
 
 def validate_secret_name(name: str) -> str:
-    """Return `name` if Key Vault accepts it as a secret name; raise `ValidationFailed` otherwise."""
+    """Return `name` if Key Vault accepts it as a secret name, or raise `ValidationFailed`."""
     if not SECRET_NAME_PATTERN.match(name):
         raise ValidationFailed(
             f"Secret name {name!r} is invalid: Key Vault accepts 1 to 127 letters, digits and dashes.",
@@ -121,7 +121,7 @@ def _dependency_error(action: str, name: str, error: AzureError, vault_url: str)
 
 
 class SecretStore:
-    """Reads and writes stackhook's secrets through a `SecretClient`; safe to share between threads."""
+    """Store of stackhook's secrets over a `SecretClient`, safe to share between threads."""
 
     def __init__(self, client: SecretClient, *, cache_seconds: float = 60,
                  clock: Callable[[], float] = time.monotonic,
@@ -155,7 +155,7 @@ class SecretStore:
     # Reads
 
     def get(self, name: str, version: str | None = None) -> str | None:
-        """Read a secret's value (latest or one version); return None when missing, deleted or disabled."""
+        """Read a secret's value (latest or one version), or None when it is missing, deleted or disabled."""
         validate_secret_name(name)
         try:
             secret = self._client.get_secret(name, version)
@@ -163,7 +163,8 @@ class SecretStore:
             return None
         except HttpResponseError as error:
             if error.status_code == 403 and _inner_error_code(error) == "SecretDisabled":
-                logger.info("Secret %s (version %s) is disabled; treating it as missing", name, version or "latest")
+                logger.info("Secret %s (version %s) is disabled, so it is treated as missing",
+                            name, version or "latest")
                 return None
             raise self._unavailable("Reading", name, error) from error
         except AzureError as error:
@@ -188,7 +189,7 @@ class SecretStore:
             self._cache.pop(name, None)
 
     def list_versions(self, name: str) -> list[SecretVersionInfo]:
-        """List a secret's versions, oldest first; an empty list when the secret does not exist."""
+        """List a secret's versions, oldest first, or an empty list when the secret does not exist."""
         validate_secret_name(name)
         try:
             versions = [SecretVersionInfo(version=properties.version or "", created_on=properties.created_on,
@@ -202,7 +203,7 @@ class SecretStore:
         return sorted(versions, key=lambda info: info.created_on or minimum)
 
     def ping(self) -> None:
-        """Make one cheap authenticated call; raise `DependencyUnavailable` if Key Vault fails it."""
+        """Make one cheap authenticated call and raise `DependencyUnavailable` if it fails."""
         try:
             self._client.get_secret(PING_SECRET_NAME)
         except ResourceNotFoundError:
@@ -216,8 +217,8 @@ class SecretStore:
             tags: dict[str, str] | None = None) -> str:
         """Store a new version of a secret and return its version id.
 
-        A name that is deleted but recoverable is recovered first, because purge protection in Azure
-        makes purging impossible; the recovered secret then gets the new version.
+        A name that is deleted but recoverable is recovered first, and the recovered secret then
+        gets the new version. Recovery is used because purge protection in Azure rejects a purge.
         """
         validate_secret_name(name)
         deadline = self._clock() + RECOVERY_TIMEOUT_SECONDS
@@ -236,7 +237,7 @@ class SecretStore:
                 if inner_code == DELETED_BUT_RECOVERABLE:
                     self._recover(name, deadline)
                 else:
-                    logger.info("Secret %s is in state %s; retrying the set", name, inner_code)
+                    logger.info("Secret %s is in state %s, retrying the set", name, inner_code)
                     self._sleep(RECOVERY_POLL_SECONDS)
             except AzureError as error:
                 raise self._unavailable("Setting", name, error) from error
@@ -247,7 +248,7 @@ class SecretStore:
 
     def _recover(self, name: str, deadline: float) -> None:
         """Recover a soft-deleted secret and wait until it can be read again."""
-        logger.warning("Secret %s is deleted but recoverable; recovering it before setting a new version", name)
+        logger.warning("Secret %s is deleted but recoverable, recovering it before setting a new version", name)
         try:
             self._client.begin_recover_deleted_secret(name)
         except ResourceNotFoundError:
@@ -274,11 +275,11 @@ class SecretStore:
                 raise self._unavailable("Recovering", name, error) from error
 
     def delete(self, name: str) -> None:
-        """Soft-delete a secret and drop it from the cache; deleting a missing secret does nothing."""
+        """Soft-delete a secret and drop it from the cache. Deleting a missing secret does nothing."""
         validate_secret_name(name)
         self.invalidate(name)
         try:
-            # The poller is not awaited: the secret is unreadable as soon as the call returns.
+            # The poller is not awaited, because the secret is unreadable as soon as the call returns.
             self._client.begin_delete_secret(name)
         except ResourceNotFoundError:
             logger.info("Secret %s was already missing or deleted", name)

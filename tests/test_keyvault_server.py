@@ -185,8 +185,8 @@ def test_request_without_token_gets_challenge(keyvault: LocalKeyVault) -> None:
 
     assert status == 401
     assert headers["WWW-Authenticate"] == CHALLENGE
-    assert CHALLENGE.startswith('Bearer authorization="https://login.microsoftonline.com/')
-    assert 'resource="https://vault.azure.net"' in CHALLENGE
+    assert headers["WWW-Authenticate"].startswith('Bearer authorization="https://login.microsoftonline.com/')
+    assert headers["WWW-Authenticate"].endswith('resource="https://vault.azure.net"')
     assert body["error"]["code"] == "Unauthorized"
 
 

@@ -11,7 +11,7 @@ import pytest
 from devhost.keyvault import LocalKeyVault
 from devhost.tls import LocalCertificates
 from shared.errors import DependencyUnavailable, ValidationFailed
-from shared.secrets import LOCAL_ACCESS_TOKEN, SecretStore
+from shared.secrets import LOCAL_ACCESS_TOKEN, PING_SECRET_NAME, SecretStore
 from shared.settings import Settings
 from tests.fixtures.keyvault import make_secret_client
 
@@ -186,8 +186,12 @@ def test_concurrent_cached_reads(store: SecretStore, secret_name: str) -> None:
     assert results == ["shared"] * 8
 
 
-def test_ping(store: SecretStore) -> None:
+def test_ping(keyvault: LocalKeyVault, store: SecretStore) -> None:
+    probes_before = keyvault.count("get_secret", PING_SECRET_NAME, status=404)
+
     store.ping()
+
+    assert keyvault.count("get_secret", PING_SECRET_NAME, status=404) == probes_before + 1
 
 
 def test_bad_name_rejected(store: SecretStore) -> None:
