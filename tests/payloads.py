@@ -1,7 +1,7 @@
 """Load the service-hook bodies stored in tests/payloads/, one file per case.
 
-A file is named `<event type>.<case>.json`, for example `git.push.tag.json`; `name` is the file
-name without `.json`.
+A file is named `<event type>.<case>.json`, for example `git.push.tag.json`. The `name` argument
+is the file name without `.json`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ def load_payload(name: str) -> bytes:
     """Return the bytes of `tests/payloads/<name>.json` as Azure DevOps would send them."""
     path = PAYLOAD_DIR / f"{name}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"No payload file {path}; the known names are {payload_names()}")
+        raise FileNotFoundError(f"Payload file {path} not found. The known names are {payload_names()}")
     return path.read_bytes()
 
 
 def load_payload_json(name: str) -> dict[str, Any]:
-    """Return the decoded body of `tests/payloads/<name>.json`; each call returns a new dict."""
+    """Return the decoded body of `tests/payloads/<name>.json` as a new dict on each call."""
     document = json.loads(load_payload(name))
     assert isinstance(document, dict), f"payload {name} is not a JSON object"
     return document

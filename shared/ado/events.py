@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from shared.errors import ValidationFailed
 
@@ -80,7 +81,7 @@ class _WireModel(BaseModel):
 
 
 class Message(_WireModel):
-    """Human-readable text of a delivery; localised, so never used for decisions."""
+    """Human-readable text of a delivery. It is localised, so no decision reads it."""
 
     text: str | None = None
     html: str | None = None
@@ -103,7 +104,7 @@ class ResourceContainers(_WireModel):
 
 
 class ServiceHookEnvelope(_WireModel):
-    """The body of one service-hook delivery; `resource` is validated by `parse_resource`."""
+    """The body of one service-hook delivery. `parse_resource` validates its `resource`."""
 
     subscription_id: str | None = None
     notification_id: int | None = None
@@ -147,7 +148,7 @@ class ReviewerRef(IdentityRef):
 
 
 class LabelRef(_WireModel):
-    """A label (tag) of a pull request; labels with `active: false` were removed."""
+    """A label (tag) of a pull request. A label with `active: false` was removed."""
 
     id: str | None = None
     name: str
@@ -197,7 +198,7 @@ class CommitRef(_WireModel):
 
 
 class RefUpdate(_WireModel):
-    """One ref that a push moved; 40 zeros as old or new id mark a create or a delete."""
+    """One ref that a push moved. An old id of 40 zeros marks a create, a new id of 40 zeros a delete."""
 
     name: NonEmptyStr
     old_object_id: ObjectId
@@ -262,7 +263,7 @@ class CommentRef(_WireModel):
 
 
 class PullRequestCommentResource(_WireModel):
-    """The `resource` of the comment event; `pullRequest` is present at resource version 2.0."""
+    """The `resource` of the comment event. Only resource version 2.0 carries `pullRequest`."""
 
     comment: CommentRef
     pull_request: PullRequestResource | None = None
@@ -287,7 +288,7 @@ def _json_path(location: tuple[int | str, ...], prefix: str) -> str:
     return path
 
 
-def _describe(error: Any) -> str:
+def _describe(error: ErrorDetails) -> str:
     if error["type"] == "missing":
         return "is missing"
     if error["type"] == "string_pattern_mismatch":
@@ -295,14 +296,14 @@ def _describe(error: Any) -> str:
     return f"is invalid: {error['msg']}"
 
 
-def _to_validation_failed(error: ValidationError, *, prefix: str, what: str) -> ValidationFailed:
+def _to_validation_failed(error: ValidationError, *, prefix: str, subject: str) -> ValidationFailed:
     first = error.errors(include_url=False, include_input=False)[0]
     path = _json_path(tuple(first["loc"]), prefix)
     where = path or "the document root"
-    extra = len(error.errors()) - 1
+    extra = error.error_count() - 1
     more = f" ({extra} more problem{'s' if extra != 1 else ''} in this body)" if extra else ""
     message = (
-        f"The {what} is not a valid Azure DevOps service-hook payload: {where} {_describe(first)}{more}. "
+        f"The {subject} is not a valid Azure DevOps service-hook payload: {where} {_describe(first)}{more}. "
         "Check that the subscription is a Web Hooks subscription with resource details set to 'All'."
     )
     return ValidationFailed(message, field=path or None, status=400, code=INVALID_PAYLOAD)
@@ -323,7 +324,7 @@ def parse_envelope(document: object) -> ServiceHookEnvelope:
     try:
         return ServiceHookEnvelope.model_validate(document)
     except ValidationError as error:
-        raise _to_validation_failed(error, prefix="", what="service-hook body") from error
+        raise _to_validation_failed(error, prefix="", subject="service-hook body") from error
 
 
 def parse_resource(envelope: ServiceHookEnvelope) -> PushResource | PullRequestResource | PullRequestCommentResource:
@@ -342,7 +343,7 @@ def parse_resource(envelope: ServiceHookEnvelope) -> PushResource | PullRequestR
         model = PullRequestCommentResource
     else:
         raise ValidationFailed(
-            f"Event type {event_type!r} is not handled; the handled types are "
+            f"Event type {event_type!r} is not handled. The handled types are "
             f"{', '.join(sorted(HANDLED_EVENT_TYPES))}. Remove this event type from the subscription.",
             field="eventType",
             status=400,
@@ -372,14 +373,14 @@ def parse_resource(envelope: ServiceHookEnvelope) -> PushResource | PullRequestR
     try:
         return model.model_validate(resource)
     except ValidationError as error:
-        raise _to_validation_failed(error, prefix="resource", what=f"{event_type} resource") from error
+        raise _to_validation_failed(error, prefix="resource", subject=f"{event_type} resource") from error
 
 
 def _wrap_bare_comment(resource: dict[str, Any]) -> dict[str, Any]:
     """Accept a comment sent as the resource itself instead of under `comment`.
 
-    NOTE: the shape of the comment event at resource version 1.0 is not documented; this assumes it
-    is either `{comment}` without `pullRequest` or the comment object alone.
+    NOTE: Microsoft does not document the comment event at resource version 1.0. This code accepts
+    both `{comment}` without `pullRequest` and the bare comment object.
     """
     if "comment" not in resource and "id" in resource and "author" in resource:
         return {"comment": resource}

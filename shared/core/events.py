@@ -52,7 +52,7 @@ STATUS_ABANDONED: Final = "abandoned"
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A user or group: `id` is the identity; the names are for display."""
+    """A user or group. The `id` identifies it, and the names are for display only."""
 
     id: str
     display_name: str | None
@@ -145,8 +145,8 @@ def _is_zero(object_id: str) -> bool:
 class PushEvent:
     """A push (`git.push`). One push may move several refs, or none.
 
-    `commit_ids_in_payload` lists the commits the delivery named; it can be incomplete for large
-    or forced pushes, so fetch the push from Azure DevOps when the full list matters.
+    `commit_ids_in_payload` lists the commits that the delivery named. The list can be incomplete
+    for large or forced pushes, so fetch the push from Azure DevOps when the full list matters.
     """
 
     repository: RepositoryIdentity
@@ -266,10 +266,10 @@ class PullRequestSnapshot:
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> PullRequestSnapshot:
-        """Rebuild a snapshot from `to_state` output; other keys (PartitionKey, etag, …) are ignored.
+        """Rebuild a snapshot from `to_state` output, ignoring other keys (PartitionKey, etag, …).
 
         Raises `ValidationFailed` (code `invalid_pull_request_state`) when a value is missing or of
-        the wrong type; a processor can then treat the pull request as not seen before.
+        the wrong type. A processor can then treat the pull request as not seen before.
         """
         reader = _StateReader(state)
         version = reader.integer("stateVersion")
@@ -422,7 +422,7 @@ def _pull_request_event(
 
 
 class ChangeKind(StrEnum):
-    """What a "pull request updated" delivery changed, found by comparing two snapshots."""
+    """A kind of change in a "pull request updated" delivery, found by comparing two snapshots."""
 
     NEW_SOURCE_COMMIT = "new_source_commit"
     DRAFT_PUBLISHED = "draft_published"
@@ -454,7 +454,7 @@ class PullRequestChange:
 
     `starts_runs` is true when the pull request is now active and not a draft and one of these
     happened: a new source commit, draft published, reactivated, target branch changed, or the
-    pull request was seen for the first time. A new commit on a draft starts nothing; publishing
+    pull request was seen for the first time. A new commit on a draft starts nothing, but publishing
     the draft does. `cancels_runs` is true when the pull request was completed or abandoned.
     Votes, reviewer, title and label changes do neither.
     """
@@ -478,7 +478,7 @@ def classify_pull_request_update(
     """Compare the stored snapshot of a pull request with the new one and name what changed.
 
     With no stored snapshot the result contains `first_seen`, plus `completed` or `abandoned`
-    when the status says so.
+    when the current status is one of those.
     """
     kinds: set[ChangeKind] = set()
     if previous is None:
@@ -520,7 +520,7 @@ def _status_kinds(previous: PullRequestSnapshot, current: PullRequestSnapshot) -
 
 def _content_kinds(previous: PullRequestSnapshot, current: PullRequestSnapshot) -> set[ChangeKind]:
     kinds: set[ChangeKind] = set()
-    # A missing source commit means Azure DevOps is still computing the merge; it is not a new commit.
+    # A missing source commit means Azure DevOps is still computing the merge, not that a commit arrived.
     if current.source_commit is not None and current.source_commit != previous.source_commit:
         kinds.add(ChangeKind.NEW_SOURCE_COMMIT)
     if current.target_ref != previous.target_ref:
@@ -539,7 +539,7 @@ def _content_kinds(previous: PullRequestSnapshot, current: PullRequestSnapshot) 
 
 
 class MergeOutcome(StrEnum):
-    """The result of a merge attempt (`git.pullrequest.merged`); a merge attempt is not completion."""
+    """The result of a merge attempt (`git.pullrequest.merged`). A merge attempt is not a completion."""
 
     SUCCEEDED = "succeeded"
     CONFLICTS = "conflicts"
@@ -560,7 +560,7 @@ _MERGE_STATUSES: Final[dict[str, MergeOutcome]] = {
 
 
 def classify_merge_attempt(snapshot: PullRequestSnapshot) -> MergeOutcome:
-    """Map `mergeStatus` to a merge outcome; a missing or unknown value is `not_set`."""
+    """Map `mergeStatus` to a merge outcome. A missing or unknown value maps to `not_set`."""
     if snapshot.merge_status is None:
         return MergeOutcome.NOT_SET
     return _MERGE_STATUSES.get(snapshot.merge_status.lower(), MergeOutcome.NOT_SET)
