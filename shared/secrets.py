@@ -131,6 +131,8 @@ class SecretStore:
         self._clock = clock
         self._sleep = sleep
         self._cache: dict[str, tuple[str, float]] = {}
+        # Incremented by set, delete and invalidate, so that a read that started earlier cannot cache an old value.
+        self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -172,21 +174,22 @@ class SecretStore:
         return secret.value
 
     def get_cached(self, name: str, *, refresh: bool = False) -> str | None:
-        """Read the latest value through a cache kept for `cache_seconds`; `refresh` forces a read."""
-        if not refresh:
-            with self._lock:
-                entry = self._cache.get(name)
-            if entry is not None and entry[1] > self._clock():
-                logger.debug("Secret %s read from the cache", name)
-                return entry[0]
+        """Read the latest value through a cache kept for `cache_seconds`. `refresh` forces a read."""
+        with self._lock:
+            entry = self._cache.get(name)
+            generation = self._generations.get(name, 0)
+        if not refresh and entry is not None and entry[1] > self._clock():
+            logger.debug("Secret %s read from the cache", name)
+            return entry[0]
         value = self.get(name)
-        self._remember(name, value)
+        self._remember(name, value, generation)
         return value
 
     def invalidate(self, name: str) -> None:
         """Drop a secret from the cache, so the next `get_cached` reads Key Vault."""
         with self._lock:
             self._cache.pop(name, None)
+            self._generations[name] = self._generations.get(name, 0) + 1
 
     def list_versions(self, name: str) -> list[SecretVersionInfo]:
         """List a secret's versions, oldest first, or an empty list when the secret does not exist."""
@@ -242,7 +245,7 @@ class SecretStore:
             except AzureError as error:
                 raise self._unavailable("Setting", name, error) from error
         version = secret.properties.version or ""
-        self._remember(name, value)
+        self._replace(name, value)
         logger.info("Set secret %s, new version %s", name, version)
         return version
 
@@ -294,8 +297,19 @@ class SecretStore:
     def _unavailable(self, action: str, name: str, error: AzureError) -> DependencyUnavailable:
         return _dependency_error(action, name, error, self._client.vault_url)
 
-    def _remember(self, name: str, value: str | None) -> None:
+    def _replace(self, name: str, value: str) -> None:
+        """Cache a value this store has just written, so that an earlier read cannot overwrite it."""
         with self._lock:
+            generation = self._generations.get(name, 0) + 1
+            self._generations[name] = generation
+            if self._cache_seconds > 0:
+                self._cache[name] = (value, self._clock() + self._cache_seconds)
+
+    def _remember(self, name: str, value: str | None, generation: int) -> None:
+        """Cache `value` unless the secret changed since `generation` was read."""
+        with self._lock:
+            if self._generations.get(name, 0) != generation:
+                return
             if value is None or self._cache_seconds <= 0:
                 self._cache.pop(name, None)
             else:

@@ -252,3 +252,21 @@ def test_server_error_unavailable(local_ca: LocalCertificates, secret_name: str)
         vault.fail_with(None)
         assert store.get(secret_name) == "very-secret-value"
         store.close()
+
+
+def test_cache_skips_stale_read(keyvault: LocalKeyVault, store: SecretStore, secret_name: str) -> None:
+    store.set(secret_name, "old")
+    store.invalidate(secret_name)
+    original_get = store.get
+
+    def get_then_change(name: str, version: str | None = None) -> str | None:
+        value = original_get(name, version)
+        store.set(name, "new")  # A write that lands while the read is in flight.
+        return value
+
+    store.get = get_then_change  # type: ignore[method-assign]
+    assert store.get_cached(secret_name) == "old"
+    store.get = original_get  # type: ignore[method-assign]
+
+    assert store.get_cached(secret_name) == "new"
+    assert keyvault.count("get_secret", secret_name) == 1
