@@ -22,6 +22,7 @@ import email.utils
 import hashlib
 import logging
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,8 +136,9 @@ class AzureDevOpsClient:
         self._throttle = throttle or DEFAULT_THROTTLE
         self._throttle_key = TokenThrottle.key(personal_access_token)
         credentials = base64.b64encode(f":{personal_access_token}".encode()).decode("ascii")
+        trust: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = httpx.Client(
-            verify=verify, timeout=timeout, follow_redirects=False,
+            verify=trust, timeout=timeout, follow_redirects=False,
             headers={"Authorization": f"Basic {credentials}", "Accept": "application/json",
                      "X-TFS-FedAuthRedirect": "Suppress", "User-Agent": "stackhook"})
 
