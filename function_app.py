@@ -6,12 +6,26 @@ message naming it instead of failing on the first request.
 
 import azure.functions as func
 
-from functions import connection_tests, health, integrations_api, maintenance, openapi, spaces_api, webhooks
+from functions import (
+    connection_tests,
+    health,
+    integrations_api,
+    maintenance,
+    openapi,
+    process_git_push,
+    process_pr_commented,
+    process_pr_created,
+    process_pr_merged,
+    process_pr_updated,
+    spaces_api,
+    webhooks,
+)
 from functions._deps import services
 
 services()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (health.bp, openapi.bp, spaces_api.bp, integrations_api.bp, webhooks.bp, connection_tests.bp,
-                  maintenance.bp):
+                  maintenance.bp, process_git_push.bp, process_pr_created.bp, process_pr_merged.bp,
+                  process_pr_updated.bp, process_pr_commented.bp):
     app.register_functions(blueprint)

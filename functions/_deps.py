@@ -13,10 +13,12 @@ from shared.logs import configure_logging
 from shared.secrets import SecretStore
 from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
+from shared.services.processing import EventProcessor
 from shared.settings import Settings
 from shared.storage.clients import StorageClients
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRepository
+from shared.storage.pull_requests import PullRequestRepository
 from shared.storage.spaces import SpaceRepository
 
 
@@ -55,6 +57,10 @@ class Services:
     def integrations(self) -> IntegrationService:
         return IntegrationService(self.settings, self.integration_records, self.secrets, self.storage,
                                   self.azure_devops_client, self.deliveries)
+
+    @cached_property
+    def processor(self) -> EventProcessor:
+        return EventProcessor(self.integration_records, self.deliveries, PullRequestRepository(self.storage))
 
     @cached_property
     def ingestion(self) -> WebhookIngestion:

@@ -87,9 +87,9 @@ def build_openapi() -> dict[str, Any]:
         if operation.response is None:
             responses[str(operation.status)] = {"description": "Success."}
         else:
-            responses[str(operation.status)] = {
-                "description": "Success.",
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{operation.response.__name__}"}}}}
+            schema = {"$ref": f"#/components/schemas/{operation.response.__name__}"}
+            responses[str(operation.status)] = {"description": "Success.",
+                                                "content": {"application/json": {"schema": schema}}}
         for status in operation.errors:
             responses[str(status)] = {"description": "Error.", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}

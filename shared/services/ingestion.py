@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.ado.events import HANDLED_EVENT_TYPES, parse_envelope, parse_resource
@@ -120,8 +120,9 @@ class WebhookIngestion:
         record = self._integrations.get(integration_id)  # NotFound → 404
         self._authenticate(record, headers)
         if len(body) > self._settings.max_webhook_body_bytes:
-            raise RequestError(f"The body has {len(body)} bytes; the limit is {self._settings.max_webhook_body_bytes}. "
-                               "Choose less resource detail in the subscription.", status=413, code="body_too_large")
+            limit = self._settings.max_webhook_body_bytes
+            raise RequestError(f"The body has {len(body)} bytes; the limit is {limit}. Choose less resource detail "
+                               "in the subscription.", status=413, code="body_too_large")
         content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), None)
         if not _is_json_content_type(content_type):
             raise RequestError(f"Content type {content_type!r} is not JSON. Send application/json.",
@@ -152,7 +153,7 @@ class WebhookIngestion:
         name = webhook_secret_name(record.id)
         candidates = [record.webhook_secret_version]
         until = record.previous_secret_valid_until
-        if record.previous_secret_version and until and until > datetime.now(timezone.utc):
+        if record.previous_secret_version and until and until > datetime.now(UTC):
             candidates.append(record.previous_secret_version)
         for refresh in (False, True):
             matched = False
@@ -179,7 +180,8 @@ class WebhookIngestion:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ValidationFailed(f"The body is not valid JSON: {error.msg} at line {error.lineno} column "
-                                   f"{error.colno} (character {error.pos}).", status=400, code="invalid_json") from error
+                                   f"{error.colno} (character {error.pos}).", status=400,
+                                   code="invalid_json") from error
         except RecursionError as error:
             raise ValidationFailed("The body nests JSON too deeply.", status=400, code="invalid_json") from error
 

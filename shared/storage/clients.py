@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -102,9 +103,8 @@ class StorageClients:
                 with storage_errors("Queue Storage"):
                     try:
                         client.create_queue()
-                    except HttpResponseError as error:
-                        if error.status_code != 409:
-                            raise
+                    except ResourceExistsError:
+                        pass
                 self._queues[name] = client
             return client
 

@@ -1,0 +1,178 @@
+"""Turning a queued delivery into a typed domain event and recording what it means.
+
+Each event type has its own queue and function; all of them call `EventProcessor.process`.
+The classification is stored on the delivery, so the delivery log shows what each event was.
+What the events then cause (runs, statuses, comment commands) builds on this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.ado.events import parse_envelope
+from shared.core.events import (
+    CommentEvent,
+    DomainEvent,
+    PullRequestEvent,
+    PushEvent,
+    classify_merge_attempt,
+    classify_pull_request_update,
+    to_domain_event,
+)
+from shared.errors import NotFound, StackhookError, ValidationFailed
+from shared.storage.deliveries import DeliveryRepository
+from shared.storage.integrations import IntegrationRepository
+from shared.storage.pull_requests import PullRequestRepository, StateChanged
+
+logger = logging.getLogger(__name__)
+
+_STATE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    """The message an event queue carries: which stored delivery to process."""
+
+    integration_id: str
+    delivery_id: str
+
+    @classmethod
+    def from_message(cls, body: bytes) -> QueuedDelivery:
+        try:
+            document = json.loads(body.decode("utf-8"))
+            return cls(str(document["integrationId"]), str(document["deliveryId"]))
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            raise ValidationFailed("The queue message is not a delivery reference "
+                                   '({"integrationId": ..., "deliveryId": ...}).', status=400) from error
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing decided: `processed`, `ignored` or `failed`, why, and the classification."""
+
+    outcome: str
+    reason: str
+    classification: dict[str, Any] | None
+
+
+class EventProcessor:
+    """Processes deliveries of every handled event type."""
+
+    def __init__(self, integrations: IntegrationRepository, deliveries: DeliveryRepository,
+                 pull_requests: PullRequestRepository) -> None:
+        self._integrations = integrations
+        self._deliveries = deliveries
+        self._pull_requests = pull_requests
+
+    def process(self, message: QueuedDelivery, attempt: int) -> Outcome | None:
+        """Process one delivery; return None when there is nothing left to process.
+
+        Failures of storage propagate, so the queue retries the message and, after the last
+        attempt, moves it to the poison queue; `record_failure` then marks the delivery failed.
+        """
+        ids = (message.integration_id, message.delivery_id)
+        integration = self._integrations.find(message.integration_id)
+        if integration is None:
+            logger.info("Dropped delivery %s: integration %s was deleted", message.delivery_id, message.integration_id)
+            return None
+        try:
+            delivery = self._deliveries.get(*ids)
+            body = self._deliveries.body(*ids)
+        except NotFound:
+            logger.info("Dropped delivery %s of integration %s: it is no longer stored", *reversed(ids))
+            return None
+        if body is None:
+            outcome = Outcome("failed", "The delivery body expired before it was processed.", None)
+        else:
+            try:
+                event = to_domain_event(parse_envelope(json.loads(body.decode("utf-8-sig"))))
+            except (ValidationFailed, ValueError) as error:
+                # Ingestion validated the body already, so this is permanent: retrying cannot help.
+                outcome = Outcome("failed", f"The stored body is invalid: {error}", None)
+            else:
+                outcome = self._classify(integration.id, integration.identity_id, event)
+        self._deliveries.update_outcome(*ids, outcome=outcome.outcome, reason=outcome.reason,
+                                        classification=outcome.classification, attempts=attempt)
+        logger.info("Delivery %s of integration %s (%s): %s, %s", delivery.delivery_id, integration.id,
+                    delivery.event_type, outcome.outcome, outcome.reason)
+        return outcome
+
+    def record_failure(self, message: QueuedDelivery, attempt: int, error: Exception, *, final: bool) -> None:
+        """Show a failed attempt on the delivery; `final` when the message goes to the poison queue."""
+        state = "failed" if final else "retrying"
+        detail = f"{type(error).__name__}: {error}"
+        reason = (f"Attempt {attempt} failed and the message moved to the poison queue: {detail}" if final
+                  else f"Attempt {attempt} failed; the queue retries it: {detail}")
+        try:
+            self._deliveries.update_outcome(message.integration_id, message.delivery_id, outcome=state,
+                                            reason=reason, attempts=attempt)
+        except StackhookError as record_error:
+            logger.warning("Could not record the failure of delivery %s: %s", message.delivery_id, record_error)
+
+    def _classify(self, integration_id: str, own_identity_id: str | None, event: DomainEvent) -> Outcome:
+        if isinstance(event, PushEvent):
+            return self._push(event)
+        if isinstance(event, PullRequestEvent):
+            return self._pull_request(integration_id, event)
+        return self._comment(event, own_identity_id)
+
+    @staticmethod
+    def _push(event: PushEvent) -> Outcome:
+        branches = [change.short_name for change in event.ref_changes if change.kind == "branch" and not change.deleted]
+        others = len(event.ref_changes) - len(branches)
+        if not branches:
+            reason = "No branch was updated (tag pushes and branch deletions start nothing)."
+            return Outcome("ignored", reason, event.summary())
+        reason = f"Branch updates: {', '.join(branches)}."
+        if others:
+            reason += f" {others} tag or deleted ref(s) start nothing."
+        return Outcome("processed", reason, event.summary())
+
+    def _pull_request(self, integration_id: str, event: PullRequestEvent) -> Outcome:
+        repository_id = event.repository.repository_id
+        pull_request = event.pull_request
+        for _ in range(_STATE_RETRIES):
+            stored = self._pull_requests.get(integration_id, repository_id, pull_request.pull_request_id)
+            try:
+                if event.kind == "merge_attempted":
+                    merge = classify_merge_attempt(pull_request)
+                    # Merge attempts change only the merge fields: the source commit must stay what
+                    # the last "updated" saw, or a new commit could look like no change.
+                    if stored.snapshot is not None:
+                        snapshot = replace(stored.snapshot, merge_status=pull_request.merge_status,
+                                           merge_commit=pull_request.merge_commit)
+                        self._pull_requests.save(integration_id, repository_id, snapshot,
+                                                 merge_outcome=merge.value, etag=stored.etag)
+                    reason = f"Merge attempted: {merge.value} (not a completion)."
+                    return Outcome("processed", reason, event.summary())
+                previous = None if event.kind == "created" else stored.snapshot
+                change = classify_pull_request_update(previous, pull_request)
+                self._pull_requests.save(integration_id, repository_id, pull_request,
+                                         merge_outcome=stored.merge_outcome, etag=stored.etag)
+            except StateChanged:
+                continue
+            kinds = ", ".join(sorted(change.kinds))
+            if change.starts_runs:
+                return Outcome("processed", f"Pull request {event.kind} ({kinds}): starts proposed runs.",
+                               event.summary(change))
+            if change.cancels_runs:
+                return Outcome("processed", f"Pull request {event.kind} ({kinds}): cancels queued runs.",
+                               event.summary(change))
+            return Outcome("ignored", f"Pull request {event.kind} ({kinds}): starts no run.", event.summary(change))
+        raise StateChanged(pull_request.pull_request_id)
+
+    @staticmethod
+    def _comment(event: CommentEvent, own_identity_id: str | None) -> Outcome:
+        if event.pull_request is None:
+            return Outcome("ignored", "The comment event carries no pull request (resource version 1.0); choose "
+                                      "resource version 2.0 in the subscription.", event.summary())
+        if event.state != "new":
+            return Outcome("ignored", f"The comment is {event.state}; commands run only when a comment is first "
+                                      "published.", event.summary())
+        if not event.may_carry_command(own_identity_id):
+            return Outcome("ignored", "The comment was written by this integration or is not a text comment.",
+                           event.summary())
+        return Outcome("processed", "New pull request comment.", event.summary())
