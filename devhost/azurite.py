@@ -25,7 +25,7 @@ AZURITE_BIN = REPOSITORY_ROOT / "node_modules" / ".bin" / "azurite"
 DEFAULT_LOCATION = REPOSITORY_ROOT / ".local" / "azurite"
 
 # The emulator's fixed development account. Microsoft publishes this key in the Azurite
-# documentation; it opens nothing outside the local emulator.
+# documentation. It opens nothing outside the local emulator.
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 HOST = "127.0.0.1"
@@ -62,7 +62,7 @@ def _port_open(port: int) -> bool:
 
 
 class Azurite:
-    """A running Azurite process; stop it with `stop()` or by leaving the `with` block."""
+    """A running Azurite process. Stop it with `stop()` or by leaving the `with` block."""
 
     def __init__(self, process: subprocess.Popen[bytes], ports: tuple[int, int, int],
                  output: collections.deque[str]) -> None:
@@ -120,7 +120,7 @@ def start_azurite(*, location: Path | None = None, in_memory: bool = False,
     with `in_memory=True`, otherwise in `location` (default `.local/azurite` in the repository).
     """
     if in_memory and location is not None:
-        raise AzuriteError("start_azurite() got both in_memory=True and a location; pass one of them.")
+        raise AzuriteError("start_azurite() got both in_memory=True and a location. Pass one of them.")
     if not AZURITE_BIN.exists():
         raise AzuriteError(f"Azurite is not installed: {AZURITE_BIN} is missing. "
                            "Run `make install` or `npm install` in the repository root.")
@@ -167,7 +167,7 @@ def start_azurite(*, location: Path | None = None, in_memory: bool = False,
 
 
 def main() -> None:
-    """Run Azurite in the foreground and print its connection string; stop it with Ctrl+C."""
+    """Run Azurite in the foreground and print its connection string until Ctrl+C."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with start_azurite() as azurite:
         print(f"AzureWebJobsStorage={azurite.connection_string}", flush=True)

@@ -4,9 +4,9 @@
         --host-json host.json --port 7071 [--keys-file keys.json]
 
 `LocalFunctionsHost` indexes the app once with `FunctionApp.get_functions()`, as the Python
-worker does, and refuses to start (`HostStartError`) on duplicate function names, a function
-without exactly one trigger, an unsupported trigger or binding, or parameters that do not match
-the binding names. Then it runs:
+worker does. It raises `HostStartError` instead of starting when function names repeat, a
+function has no trigger or several, a trigger or binding type is unsupported, or the parameters
+do not match the binding names. Then it runs:
 
 - HTTP triggers on a threaded HTTP server under host.json `extensions.http.routePrefix`, with
   route templates and constraints, method checks (404, 405 with `Allow`), and the auth levels
@@ -55,9 +55,9 @@ from types import FrameType
 
 import azure.functions as func
 
-from devhost.functions_host import HostStartError, InvocationFailed, InvocationResult, LocalFunctionsHost
+from devhost.functions_host import HostStartError, InvocationResult, LocalFunctionsHost
 
-__all__ = ["HostStartError", "InvocationFailed", "InvocationResult", "LocalFunctionsHost", "load_app", "main"]
+__all__ = ["HostStartError", "InvocationResult", "LocalFunctionsHost", "load_app", "main"]
 
 logger = logging.getLogger("devhost.host")
 
@@ -92,14 +92,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the host until SIGINT or SIGTERM; return the process exit code."""
+    """Run the host until SIGINT or SIGTERM and return the process exit code."""
     options = _arguments(argv)
     logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The Azure SDK logs every storage request at INFO; the queue polls would drown the invocations.
+    # The Azure SDK logs every storage request at INFO, so the queue polls would drown the invocations.
     logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLevelName(options.log_level)))
     connection = os.environ.get("AzureWebJobsStorage")
     if not connection:
-        logger.error("AzureWebJobsStorage is not set; set it to the storage connection string (for Azurite, "
+        logger.error("AzureWebJobsStorage is not set. Set it to the storage connection string (for Azurite, "
                      "the one `python -m devhost.azurite` prints).")
         return 2
     sys.path.insert(0, os.getcwd())

@@ -22,8 +22,9 @@ _FIELDS: tuple[tuple[str, int, int], ...] = (
     ("month", 1, 12),
     ("day of week", 0, 6),
 )
-# Every valid schedule matches at least once in 28 years, because the calendar of weekdays and
-# leap years repeats then; a schedule like "0 0 0 31 2 *" never matches.
+# Weekdays and leap years repeat every 28 years between 1901 and 2099, so a search over 28 years
+# finds every day that a schedule can match in that span. `parse_schedule` already rejects
+# schedules whose days never exist, such as "0 0 0 31 2 *".
 _SEARCH_DAYS = 366 * 28 + 1
 
 

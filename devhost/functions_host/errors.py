@@ -7,7 +7,3 @@ from shared.errors import StackhookError
 
 class HostStartError(StackhookError):
     """The function app or its configuration cannot be loaded, so the host does not start."""
-
-
-class InvocationFailed(StackhookError):
-    """A function invocation raised; `__cause__` is the function's exception."""

@@ -33,10 +33,10 @@ logger = logging.getLogger("devhost.host")
 
 
 class LocalFunctionsHost:
-    """Run a v2 `func.FunctionApp` locally: HTTP on `bind:port`, queue triggers on Azure Queue Storage.
+    """Run a v2 `func.FunctionApp` locally, with HTTP on `bind:port` and queues on Azure Queue Storage.
 
     The app is indexed in the constructor, which raises `HostStartError` when it would not load.
-    `port=0` picks a free port; `base_url` gives the one in use after `start()`.
+    `port=0` picks a free port, and `base_url` returns the one in use after `start()`.
     """
 
     def __init__(self, app: func.FunctionApp, *, host_json: Path, storage_connection_string: str,
@@ -81,7 +81,7 @@ class LocalFunctionsHost:
     def start(self) -> None:
         """Create the queues, start the HTTP server, the queue listeners and the timers."""
         if self._server is not None:
-            raise HostStartError("The host is already running; call stop() before starting it again.")
+            raise HostStartError("The host is already running. Call stop() before starting it again.")
         self._stopping.clear()
         self._loop = AsyncLoop()
         invoker = Invoker(self._loop, self._send_output, self._encode)
@@ -99,15 +99,19 @@ class LocalFunctionsHost:
                     self._timers[function.name.lower()] = TimerRunner(function, invoker, self._stopping)
         except AzureError as error:
             self._loop.close()
+            self._loop, self._listeners, self._timers = None, [], {}
             raise HostStartError(f"Cannot create the queues in storage: {error.__class__.__name__}: {error}. "
                                  "Check that Azurite (or the storage account) is running.") from error
+
         try:
             self._server = FunctionsHttpServer(self._address, RouteTable(self.functions,
                                                self.config.http.route_prefix), self.keys, invoker)
         except OSError as error:
             self._loop.close()
+            self._loop, self._listeners, self._timers = None, [], {}
             raise HostStartError(f"Cannot listen on {self._address[0]}:{self._address[1]}: {error}. "
                                  "Stop the process using the port or pass another --port.") from error
+
         self._server_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                                name="functions-http", daemon=True)
         self._server_thread.start()

@@ -163,7 +163,7 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         if isinstance(value, str | bytes):
             value = func.HttpResponse(value)
         if not isinstance(value, func.HttpResponse):
-            logger.error("Function %s returned %s instead of an HttpResponse; answering 500", function.name,
+            logger.error("Function %s returned %s instead of an HttpResponse; responding with 500", function.name,
                          type(value).__name__)
             request.send(HTTPStatus.INTERNAL_SERVER_ERROR)
             return

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class OutValue(func.Out[T], Generic[T]):
-    """The host's `func.Out`: holds the value a function sets on an output binding."""
+    """The host's `func.Out`, which stores the value a function sets on an output binding."""
 
     def __init__(self) -> None:
         self._value: T | None = None
@@ -120,7 +120,11 @@ class Invoker:
 
     def invoke(self, function: IndexedFunction, reason: str, trigger_value: Any,
                invocation_id: str | None = None) -> InvocationResult:
-        """Invoke `function` with `trigger_value` as its trigger argument; never raises for a function error."""
+        """Invoke `function` with `trigger_value` as its trigger argument.
+
+        An exception of the function or of sending its queue outputs is logged and returned in the
+        result, not raised.
+        """
         invocation_id = invocation_id or str(uuid.uuid4())
         logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function.name, reason, invocation_id)
         started = time.perf_counter()

@@ -16,8 +16,8 @@ from devhost.functions_host.errors import HostStartError
 class HostKeys(BaseModel):
     """Keys the host accepts.
 
-    `function_keys` are host-level function keys, valid for every function; `functions` holds
-    keys of single functions by function name; `master_key` is the admin key, valid everywhere.
+    `function_keys` are host-level function keys, valid for every function. `functions` maps a
+    function name to the keys of that function only. `master_key` is the admin key, valid everywhere.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -50,24 +50,25 @@ class HostKeys(BaseModel):
         return not (self.master_key or self.function_keys or self.functions)
 
 
-def _matches_any(given: str, keys: Mapping[str, str] | None) -> bool:
+def _matches_any(presented_key: str, keys: Mapping[str, str] | None) -> bool:
     if not keys:
         return False
     # Compare every key so the time taken does not depend on which one matched.
     found = False
     for key in keys.values():
-        found |= hmac.compare_digest(given.encode(), key.encode())
+        found |= hmac.compare_digest(presented_key.encode(), key.encode())
     return found
 
 
-def is_authorized(keys: HostKeys, auth_level: str, function_name: str, given: str | None) -> bool:
-    """Return whether `given` satisfies the auth level ("anonymous", "function" or "admin")."""
+def is_authorized(keys: HostKeys, auth_level: str, function_name: str, presented_key: str | None) -> bool:
+    """Return whether `presented_key` satisfies the auth level ("anonymous", "function" or "admin")."""
     if auth_level == "anonymous":
         return True
-    if not given:
+    if not presented_key:
         return False
-    if keys.master_key and hmac.compare_digest(given.encode(), keys.master_key.encode()):
+    if keys.master_key and hmac.compare_digest(presented_key.encode(), keys.master_key.encode()):
         return True
     if auth_level == "admin":
         return False
-    return _matches_any(given, keys.function_keys) or _matches_any(given, keys.functions.get(function_name))
+    return (_matches_any(presented_key, keys.function_keys)
+            or _matches_any(presented_key, keys.functions.get(function_name)))

@@ -145,7 +145,12 @@ def _parse_segment(text: str, template: str) -> _Segment:
         precedence = _LITERAL
     elif len(parameters) == 1 and pattern_parts[0] == "" and pattern_parts[-1] == "":
         parameter = parameters[0]
-        precedence = _CATCH_ALL if parameter.catch_all else _CONSTRAINED if parameter.constraints else _FREE
+        if parameter.catch_all:
+            precedence = _CATCH_ALL
+        elif parameter.constraints:
+            precedence = _CONSTRAINED
+        else:
+            precedence = _FREE
     else:
         if any(item.catch_all or item.optional for item in parameters):
             raise HostStartError(f"Route template {template!r} mixes text with an optional or catch-all parameter "
