@@ -32,7 +32,7 @@ def parse_role(value: object) -> Role:
 
 
 def highest_role(roles: Iterable[Role | None]) -> Role | None:
-    """Return the highest of the roles, ignoring None; None when there is no role."""
+    """Return the highest of the roles, ignoring None, or None when no role is given."""
     best: Role | None = None
     for role in roles:
         if role is not None and (best is None or _RANK[role] > _RANK[best]):
@@ -65,7 +65,7 @@ class RoleBinding:
 
 @dataclass(frozen=True)
 class SpaceTree:
-    """A validated tree of spaces; build it with `SpaceTree.from_spaces`."""
+    """A validated tree of spaces, built by `SpaceTree.from_spaces`."""
 
     spaces: Mapping[str, Space]
     children: Mapping[str, tuple[str, ...]]
@@ -147,7 +147,7 @@ class SpaceTree:
         return tuple(order)
 
     def is_within(self, space_id: str, ancestor_id: str) -> bool:
-        """Tell whether `space_id` is `ancestor_id` or below it; False when either is unknown."""
+        """Tell whether `space_id` is `ancestor_id` or below it (False when either is unknown)."""
         if not (self.contains(space_id) and self.contains(ancestor_id)):
             return False
         return ancestor_id in self.ancestors(space_id)
@@ -219,7 +219,7 @@ def can_view_details(is_default: bool, role: Role | None) -> bool:
     `role` is the caller's role on `integration_access_space(...)`: admins of root for the
     default integration, admins of the integration's space otherwise.
     """
-    del is_default  # the same rule applies once the role is taken on the right space
+    del is_default  # one rule for both, because `role` is already taken on the right space
     return role_at_least(role, "admin")
 
 
@@ -229,7 +229,7 @@ def can_manage(is_default: bool, role: Role | None) -> bool:
     `role` is the caller's role on `integration_access_space(...)`, so managing the default
     integration needs admin on root.
     """
-    del is_default  # the same rule applies once the role is taken on the right space
+    del is_default  # one rule for both, because `role` is already taken on the right space
     return role_at_least(role, "admin")
 
 
@@ -237,8 +237,8 @@ def integration_usable_in(integration_space_id: str, is_default: bool, stack_spa
                           tree: SpaceTree) -> bool:
     """Tell whether a stack in `stack_space_id` may use the integration.
 
-    The default integration is usable in every space of the tree; a space integration in its
-    own space and the spaces below it.
+    The default integration is usable in every space of the tree. A space integration is usable
+    in its own space and the spaces below it.
     """
     if is_default:
         return tree.contains(stack_space_id)

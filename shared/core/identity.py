@@ -48,7 +48,7 @@ class Claim:
 class Principal:
     """An authenticated caller.
 
-    `subjects` holds every normalised value a role binding may name for this caller: the
+    `subjects` contains every normalised value a role binding may name for this caller: the
     principal id and name, the object id, preferred user name, email, user principal name and
     each group id.
     """
@@ -117,7 +117,7 @@ def _normalised_subjects(values: Iterable[str]) -> frozenset[str]:
 
 
 def _decode_principal(encoded: str) -> dict[str, object]:
-    # App Service pads the value; padding is added here too so a value copied without it decodes.
+    # Missing `=` padding is restored, so a value copied without it still decodes.
     padded = encoded + "=" * (-len(encoded) % 4)
     try:
         raw = base64.b64decode(padded, validate=True)
@@ -144,7 +144,7 @@ def _claims(document: Mapping[str, object]) -> tuple[Claim, ...]:
         val = item.get("val")
         if not isinstance(typ, str):
             raise _malformed(f"claim {position} has no string \"typ\"")
-        # Some identity providers send numeric claim values; they are kept as text.
+        # A numeric claim value is kept as text instead of being rejected.
         if isinstance(val, bool) or not isinstance(val, str | int | float):
             raise _malformed(f"claim {position} ({typ}) has no string \"val\"")
         claims.append(Claim(typ=typ, val=str(val)))

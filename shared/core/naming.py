@@ -1,8 +1,8 @@
 """Names, ids, labels and descriptions of integrations and spaces.
 
-An id is derived from a name and is used unchanged in URL path segments, Key Vault secret names
-(`integration-<id>-pat`, `integration-<id>-webhook-secret`) and Table Storage keys, so it contains
-only lowercase ASCII letters, digits and single hyphens, and is at most 48 characters long.
+An id is derived from a name. It appears unchanged in URL path segments, in Key Vault secret
+names (`integration-<id>-pat`, `integration-<id>-webhook-secret`) and in Table Storage keys. So it
+contains only lowercase ASCII letters, digits and single hyphens, and has at most 48 characters.
 
 Which names give the same id (and so collide, which the API reports as a conflict):
 
@@ -61,12 +61,12 @@ def normalise_name(name: str) -> str:
     Raises ValidationFailed(field="name") when the name is not a string, is empty, is longer
     than 100 characters (counted before casefolding) or contains control characters.
     """
-    return _normalise(name, field="name", what="name")
+    return _normalise(name, field="name", value_name="name")
 
 
 def integration_id(name: str) -> str:
     """Derive the integration id from its name (the rules are in the module docstring)."""
-    return _derive_id(_normalise(name, field="name", what="integration name"))
+    return _derive_id(_normalise(name, field="name", value_name="integration name"))
 
 
 def space_id(name: str) -> str:
@@ -74,7 +74,7 @@ def space_id(name: str) -> str:
 
     A space named `Root` (in any case) gets the id `root` and so collides with the root space.
     """
-    return _derive_id(_normalise(name, field="name", what="space name"))
+    return _derive_id(_normalise(name, field="name", value_name="space name"))
 
 
 def webhook_endpoint(public_base_url: str, integration_id: str) -> str:
@@ -157,31 +157,31 @@ def validate_description(text: str) -> str:
     return text
 
 
-def _normalise(name: object, *, field: str, what: str) -> str:
+def _normalise(name: object, *, field: str, value_name: str) -> str:
     if not isinstance(name, str):
-        raise ValidationFailed(f"{what} must be a string, got {type(name).__name__}", field=field)
+        raise ValidationFailed(f"{value_name} must be a string, got {type(name).__name__}", field=field)
     trimmed = unicodedata.normalize("NFKC", name).strip()
     if not trimmed:
-        raise ValidationFailed(f"{what} is empty; give a name with at least one visible character",
+        raise ValidationFailed(f"{value_name} is empty; give a name with at least one visible character",
                                field=field)
     if _has_control_character(trimmed):
         raise ValidationFailed(
-            f"{what} {trimmed!r} contains a control character; remove tabs, line breaks and other "
+            f"{value_name} {trimmed!r} contains a control character; remove tabs, line breaks and other "
             "control characters",
             field=field,
         )
     collapsed = _WHITESPACE_RUN.sub(" ", trimmed)
     if len(collapsed) > MAX_NAME_LENGTH:
         raise ValidationFailed(
-            f"{what} is {len(collapsed)} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            f"{value_name} is {len(collapsed)} characters long; at most {MAX_NAME_LENGTH} are allowed",
             field=field,
         )
     return collapsed.casefold()
 
 
 def _has_control_character(text: str) -> bool:
-    # Cc covers C0/C1 controls (tabs and line breaks included); Cs covers lone surrogates,
-    # which cannot be encoded as UTF-8.
+    # Category Cc is the C0 and C1 controls, tabs and line breaks included. Category Cs is lone
+    # surrogates, which cannot be encoded as UTF-8.
     return any(unicodedata.category(character) in ("Cc", "Cs") for character in text)
 
 
@@ -198,7 +198,7 @@ def _derive_id(normalised: str) -> str:
 
 
 def _fold_words(normalised: str) -> tuple[list[str], bool]:
-    """Split into words at whitespace and punctuation, with accents removed.
+    """Split into words at separators (see _SEPARATOR_CATEGORIES), with accents removed.
 
     Returns the words and whether any character has no ASCII equivalent.
     """

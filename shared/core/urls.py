@@ -58,7 +58,7 @@ def normalise_organization_url(value: str) -> OrganizationUrl:
     `https://fabrikam.visualstudio.com`. Raises ValidationFailed(field="organizationUrl").
     """
     field = "organizationUrl"
-    parts = _split_https(value, field=field, what="organization URL", forms=ACCEPTED_ORGANIZATION_FORMS)
+    parts = _split_https(value, field=field, value_name="organization URL", forms=ACCEPTED_ORGANIZATION_FORMS)
     host = parts.hostname or ""
     authority = _authority(parts)
     segments = _path_segments(parts.path, field=field)
@@ -89,7 +89,7 @@ def normalise_user_facing_host_url(value: str | None, organization_url: Organiza
     if value[:10].lower() == "private://":
         return _private_url(value, field=field, forms=forms)
 
-    parts = _split_https(value, field=field, what="user-facing host URL", forms=forms)
+    parts = _split_https(value, field=field, value_name="user-facing host URL", forms=forms)
     segments = _path_segments(parts.path, field=field)
     path = "".join("/" + segment for segment in segments)
     return f"https://{_authority(parts)}{path}"
@@ -105,8 +105,8 @@ def repository_key(url: str) -> str:
     (`.../{collection}/_git/{repo}`) names the repository that has the project's name.
 
     NOTE: project and repository names are lower-cased on the assumption that Azure DevOps
-    treats them case-insensitively, as it does organization names; this is not confirmed by
-    the Azure DevOps documentation. Match on repository GUIDs where a payload carries them.
+    treats them case-insensitively, as it does organization names. The Azure DevOps
+    documentation does not confirm this, so match on repository GUIDs where a payload has them.
     Raises ValidationFailed(field="url").
     """
     if not isinstance(url, str):
@@ -140,38 +140,39 @@ def encode_path_segment(segment: str) -> str:
     return quote(segment, safe="")
 
 
-def _split_https(value: object, *, field: str, what: str, forms: str) -> SplitResult:
+def _split_https(value: object, *, field: str, value_name: str, forms: str) -> SplitResult:
     """Split an https URL after the checks shared by organization and host URLs."""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{what} must be a string, got {type(value).__name__}; use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} must be a string, got {type(value).__name__}; use {forms}", field=field)
     if not value:
-        raise ValidationFailed(f"{what} is empty; use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} is empty; use {forms}", field=field)
     if any(character.isspace() for character in value):
-        raise ValidationFailed(f"{what} {value!r} contains whitespace; remove it and use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} {value!r} contains whitespace; remove it and use {forms}", field=field)
     if any(unicodedata.category(character) == "Cc" for character in value):
-        raise ValidationFailed(f"{what} {value!r} contains a control character; use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} {value!r} contains a control character; use {forms}", field=field)
 
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme == "http":
-        raise ValidationFailed(f"{what} {value!r} uses http; it must use https. Use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} {value!r} uses http; it must use https. Use {forms}", field=field)
     if scheme != "https" or not parts.netloc:
-        raise ValidationFailed(f"{what} {value!r} is not an https URL; use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} {value!r} is not an https URL; use {forms}", field=field)
     if "@" in parts.netloc:
         # The value is not echoed because user info may contain a password or token.
         raise ValidationFailed(
-            f"{what} contains user info (a name or password before @); remove it and use {forms}", field=field
+            f"{value_name} contains user info (a name or password before @); remove it and use {forms}", field=field
         )
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise ValidationFailed(
-            f"{what} {value!r} has a query or fragment; remove everything from ? or # and use {forms}", field=field
+            f"{value_name} {value!r} has a query or fragment; remove everything from ? or # and use {forms}",
+            field=field,
         )
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise ValidationFailed(f"{what} {value!r} has an invalid port; use {forms}", field=field) from None
+        raise ValidationFailed(f"{value_name} {value!r} has an invalid port; use {forms}", field=field) from None
     if not parts.hostname or not _valid_host(parts.hostname):
-        raise ValidationFailed(f"{what} {value!r} has an invalid host name; use {forms}", field=field)
+        raise ValidationFailed(f"{value_name} {value!r} has an invalid host name; use {forms}", field=field)
     return parts
 
 
@@ -266,7 +267,7 @@ def _server_collection(value: str, host: str, authority: str, segments: list[str
     collection = segments[0]
     url = f"https://{authority}{prefix}/{collection}"
     if len(segments) > 1:
-        # NOTE: only `/tfs` is recognised as a virtual directory before the collection; a server
+        # NOTE: only `/tfs` is recognised as a virtual directory before the collection. A server
         # installed under another path cannot be registered until that path is supported here.
         raise ValidationFailed(
             f"organization URL {value!r} has path segments after the collection {collection!r}, so it looks like "
@@ -297,9 +298,9 @@ def _private_url(value: str, *, field: str, forms: str) -> str:
 
 
 def _repository_error(url: object, reason: str) -> ValidationFailed:
-    shown = repr(_USER_INFO.sub(r"\1", url)) if isinstance(url, str) else "the value"
+    display_url = repr(_USER_INFO.sub(r"\1", url)) if isinstance(url, str) else "the value"
     return ValidationFailed(
-        f"{shown} is not an Azure DevOps repository URL: {reason}. Expected https://dev.azure.com/{{org}}/"
+        f"{display_url} is not an Azure DevOps repository URL: {reason}. Expected https://dev.azure.com/{{org}}/"
         "{project}/_git/{repo}, https://{org}.visualstudio.com/{project}/_git/{repo}, "
         "https://{server}[/tfs]/{collection}/{project}/_git/{repo} or an Azure DevOps SSH URL",
         field="url",
@@ -341,7 +342,7 @@ def _http_key(url: str, host: str, segments: list[str]) -> str:
 
 def _server_key(url: str, host: str, before: list[str], repository: str) -> str:
     # NOTE: the port is left out of the key because the https and SSH URLs of one server use
-    # different ports; two Azure DevOps Servers on one host with different ports would share keys.
+    # different ports. So two Azure DevOps Servers on one host, on different ports, share keys.
     if before and before[0].lower() == TFS_SEGMENT and len(before) > 1:
         before = before[1:]
     if len(before) not in (1, 2):
