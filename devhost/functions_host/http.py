@@ -34,7 +34,7 @@ class RouteMatch:
 
 
 class RouteTable:
-    """HTTP-triggered functions under the route prefix; `find` picks the most specific route."""
+    """HTTP-triggered functions under the route prefix, where `find` picks the most specific route."""
 
     def __init__(self, functions: Sequence[IndexedFunction], route_prefix: str) -> None:
         self._functions = [function for function in functions if function.http is not None]
@@ -67,13 +67,13 @@ class RouteTable:
 class _Handler(BaseHTTPRequestHandler):
     server: FunctionsHttpServer
     protocol_version = "HTTP/1.1"
-    # Headers and body are separate writes; without this, Nagle's algorithm and delayed ACKs
-    # add about 40 ms to a keep-alive response.
+    # Headers and body are separate writes. Without TCP_NODELAY, Nagle's algorithm can hold the
+    # body back until the client's delayed ACK (40 ms on Linux) on a keep-alive connection.
     disable_nagle_algorithm = True
     timeout = 60
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Keep the standard access log quiet; invocations are logged by the invoker."""
+        """Drop the standard access log line, because the invoker logs each invocation."""
 
     def _handle(self) -> None:
         self.server.dispatch(self)
@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FunctionsHttpServer(ThreadingHTTPServer):
-    """Serves the HTTP-triggered functions; one thread per connection."""
+    """Server of the HTTP-triggered functions, with one thread per connection."""
 
     daemon_threads = True
     request_queue_size = 128
@@ -163,7 +163,7 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         if isinstance(value, str | bytes):
             value = func.HttpResponse(value)
         if not isinstance(value, func.HttpResponse):
-            logger.error("Function %s returned %s instead of an HttpResponse; responding with 500", function.name,
+            logger.error("Function %s returned %s instead of an HttpResponse, so the response is 500", function.name,
                          type(value).__name__)
             request.send(HTTPStatus.INTERNAL_SERVER_ERROR)
             return

@@ -40,7 +40,7 @@ def encode_message(value: Any, encoding: str) -> str:
     elif isinstance(value, bytes | bytearray):
         data = bytes(value)
     else:
-        raise TypeError(f"A queue output got a {type(value).__name__}; set a str, bytes, QueueMessage or a "
+        raise TypeError(f"A queue output got a {type(value).__name__}. Set a str, bytes, QueueMessage or a "
                         "list of them.")
     if encoding == "base64":
         return base64.b64encode(data).decode("ascii")
@@ -48,7 +48,7 @@ def encode_message(value: Any, encoding: str) -> str:
 
 
 def decode_message(content: str, encoding: str) -> bytes:
-    """Decode queue message text to the body bytes; raise ValueError when base64 is expected but invalid."""
+    """Decode queue message text to the body bytes, raising ValueError when base64 is expected but invalid."""
     if encoding == "base64":
         try:
             return base64.b64decode(content, validate=True)
