@@ -69,6 +69,8 @@ class InjectedFailure:
     path_contains: str | None
     retry_after: float | None
     kind: FailureKind
+    type_key: str | None = None
+    message: str | None = None
 
 
 @dataclass
@@ -188,17 +190,19 @@ class FakeAzureDevOps:
             self.state.set_pull_request_status(pull_request_id, status)
 
     def fail_next(self, count: int = 1, *, status: int, path_contains: str | None = None,
-                  retry_after: float | None = None, kind: FailureKind = "auto") -> None:
+                  retry_after: float | None = None, kind: FailureKind = "auto", type_key: str | None = None,
+                  message: str | None = None) -> None:
         """Answer the next `count` requests whose decoded path contains `path_contains` with a failure.
 
         `kind` "auto" picks an HTML sign-in page for 203, a redirect to a sign-in URL for 3xx, the normal
-        answer plus a Retry-After header for 200, and a JSON error body otherwise.
+        answer plus a Retry-After header for 200, and a JSON error body otherwise. `type_key` and
+        `message` replace the defaults of a JSON error body.
         """
         if kind == "auto":
             kind = "html" if status == 203 else "redirect" if 300 <= status < 400 else \
                 "passthrough" if status == 200 else "error"
         with self.lock:
-            self._failures.append(InjectedFailure(status, count, path_contains, retry_after, kind))
+            self._failures.append(InjectedFailure(status, count, path_contains, retry_after, kind, type_key, message))
 
     # Recording ---------------------------------------------------------------------------------
 
@@ -268,8 +272,9 @@ class FakeAzureDevOps:
         if failure.kind == "redirect":
             headers["Location"] = f"{self.server_url}/_signin?realm=127.0.0.1&reply_to=%2F{self.collection}"
             return Reply(failure.status, headers=headers, raw=SIGN_IN_PAGE, content_type="text/html; charset=utf-8")
-        type_key = _ERROR_TYPE_KEYS.get(failure.status, "VssServiceException")
-        message = _ERROR_MESSAGES.get(failure.status, f"The fake server was told to fail with {failure.status}.")
+        type_key = failure.type_key or _ERROR_TYPE_KEYS.get(failure.status, "VssServiceException")
+        message = failure.message or _ERROR_MESSAGES.get(
+            failure.status, f"The fake server was told to fail with {failure.status}.")
         return Reply(failure.status, error_body(type_key, message), headers)
 
     def _answer(self, method: str, parsed: _Parsed, record: RecordedRequest, body_valid: bool) -> Reply:
