@@ -1,4 +1,4 @@
-"""The fake Azure DevOps server: authentication, api-version checks, recording and seeded answers."""
+"""The fake Azure DevOps server: authentication, api-version checks, recording and seeded responses."""
 
 from __future__ import annotations
 

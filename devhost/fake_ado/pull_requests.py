@@ -197,8 +197,8 @@ def _thread_json(thread: Thread) -> dict[str, Any]:
 
 def _post_status(state: CollectionState, pull_request: PullRequest, call: Call) -> dict[str, Any]:
     if pull_request.status != "active":
-        # NOTE: Azure DevOps rejects statuses on completed or abandoned pull requests; the exact status
-        # code and typeKey of that answer are not documented, so this fake answers 400.
+        # NOTE: Azure DevOps rejects statuses on completed or abandoned pull requests. The status code and
+        # typeKey of that response are not documented, so this fake returns 400.
         raise ApiError(400, "InvalidArgumentValueException",
                        f"The pull request {pull_request.id} is {pull_request.status}; statuses can only be "
                        "posted to active pull requests.")

@@ -36,7 +36,7 @@ MASKED = "********"
 
 @dataclass
 class Reply:
-    """An HTTP answer: a JSON-serialisable body, or `raw` bytes sent with `content_type`."""
+    """An HTTP response: a JSON-serialisable body, or `raw` bytes sent with `content_type`."""
 
     status: int
     body: Any = None
@@ -46,7 +46,7 @@ class Reply:
 
 
 class ApiError(Exception):
-    """An Azure DevOps error answer; the server renders it in the VSS error shape."""
+    """An Azure DevOps error response, which the server renders in the VSS error shape."""
 
     def __init__(self, status: int, type_key: str, message: str) -> None:
         super().__init__(message)
@@ -70,7 +70,7 @@ class Call:
 
 
 def dispatch(state: CollectionState, call: Call) -> Reply:
-    """Route `call` to its handler; raise `ApiError` for every error answer."""
+    """Route `call` to its handler, which raises `ApiError` for every error response."""
     keys = [segment.lower() for segment in call.segments]
     if keys == ["connectiondata"]:
         _allow(call, "GET")

@@ -1,8 +1,8 @@
 """The sample organization that the service-hook payload files describe.
 
-Project Widgets with repository widget-service (default branch main), the pushes to main, the branch
-feature/retry and pull request 57 with two iterations and thread 311, plus a project with a space in
-its name and a repository with a non-ASCII name for URL-encoding checks.
+Project Widgets contains repository widget-service (default branch main) with the pushes to main, the
+branch feature/retry and pull request 57 (two iterations, thread 311). Project "My Project" contains a
+repository with a non-ASCII name, for URL-encoding checks.
 """
 
 from __future__ import annotations

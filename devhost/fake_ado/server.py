@@ -1,8 +1,8 @@
 """`FakeAzureDevOps`: an HTTPS server on 127.0.0.1 that plays an Azure DevOps Server collection.
 
-It checks personal access tokens and api-versions the way Azure DevOps does, answers from the
-in-memory model in `model.py`, records every request, and can be told to fail the next requests
-(401, 403, 404, 203 or 302 sign-in answers, 429 with Retry-After, 5xx, or a 200 with Retry-After).
+It checks personal access tokens and api-versions the way Azure DevOps does, serves the in-memory
+model in `model.py` and records every request. `fail_next` makes the next requests fail with 401, 403,
+404, a 203 or 302 sign-in response, 429 with Retry-After, 5xx, or a 200 with Retry-After.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class _Parsed:
 
 
 def error_body(type_key: str, message: str) -> dict[str, Any]:
-    """Return the VSS error envelope that Azure DevOps sends with 4xx and 5xx answers."""
+    """Return the VSS error envelope that Azure DevOps sends with 4xx and 5xx responses."""
     return {"$id": "1", "innerException": None, "message": message,
             "typeName": f"Microsoft.VisualStudio.Services.WebApi.{type_key}, Microsoft.VisualStudio.Services.WebApi",
             "typeKey": type_key, "errorCode": 0, "eventId": 3000}
@@ -94,9 +94,10 @@ def _parse_version(value: str) -> tuple[int, int] | None:
 class FakeAzureDevOps:
     """A local Azure DevOps Server collection at `https://127.0.0.1:<port>/<collection>`.
 
-    Configure with `max_api_version` (the highest version it accepts), `auth_failure_mode` ("401", or
-    "signin" to answer 203 with an HTML sign-in page when `X-TFS-FedAuthRedirect: Suppress` is missing)
-    and `anonymous_connection_data` (connectionData answers an anonymous identity to unknown tokens).
+    Settings: `max_api_version` is the highest version it accepts. `auth_failure_mode` "signin" returns
+    203 with an HTML sign-in page to unknown tokens when `X-TFS-FedAuthRedirect: Suppress` is missing
+    ("401" returns 401 always). `anonymous_connection_data` makes connectionData return an anonymous
+    identity to unknown tokens.
     """
 
     sample_pat = SAMPLE_PAT
@@ -192,15 +193,20 @@ class FakeAzureDevOps:
     def fail_next(self, count: int = 1, *, status: int, path_contains: str | None = None,
                   retry_after: float | None = None, kind: FailureKind = "auto", type_key: str | None = None,
                   message: str | None = None) -> None:
-        """Answer the next `count` requests whose decoded path contains `path_contains` with a failure.
+        """Fail the next `count` requests whose decoded path contains `path_contains`.
 
         `kind` "auto" picks an HTML sign-in page for 203, a redirect to a sign-in URL for 3xx, the normal
-        answer plus a Retry-After header for 200, and a JSON error body otherwise. `type_key` and
+        response plus a Retry-After header for 200, and a JSON error body otherwise. `type_key` and
         `message` replace the defaults of a JSON error body.
         """
-        if kind == "auto":
-            kind = "html" if status == 203 else "redirect" if 300 <= status < 400 else \
-                "passthrough" if status == 200 else "error"
+        if kind == "auto" and status == 203:
+            kind = "html"
+        elif kind == "auto" and 300 <= status < 400:
+            kind = "redirect"
+        elif kind == "auto" and status == 200:
+            kind = "passthrough"
+        elif kind == "auto":
+            kind = "error"
         with self.lock:
             self._failures.append(InjectedFailure(status, count, path_contains, retry_after, kind, type_key, message))
 

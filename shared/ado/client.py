@@ -306,7 +306,7 @@ class AzureDevOpsClient:
     # Connection test ----------------------------------------------------------------------------------------
 
     def test_connection(self) -> ConnectionTestResult:
-        """Check the URL and the token; never raises for Azure DevOps failures (they become the result)."""
+        """Check the URL and the token, returning every AzureDevOpsError as a failed result instead of raising it."""
         try:
             data = self.connection_data()
         except AzureDevOpsError as error:
@@ -319,7 +319,7 @@ class AzureDevOpsClient:
         if not identity_id or str(name or "").strip().lower() == "anonymous":
             return ConnectionTestResult(
                 False, "invalid_credentials",
-                f"Azure DevOps at {self.organization_url} answered as an anonymous user, so the personal access "
+                f"Azure DevOps at {self.organization_url} treated the request as anonymous, so the personal access "
                 "token was not accepted. Create a new token and save it in the integration.",
                 api_version=self.api_version)
         return ConnectionTestResult(True, "ok", f"Connected to {self.organization_url} as {name or identity_id}.",
@@ -418,7 +418,7 @@ class AzureDevOpsClient:
 
             status = response.status_code
             retry_after = _retry_after(response)
-            logger.debug("%s answered %s", described, status)
+            logger.debug("%s returned %s", described, status)
             if status in (429, 503) or (status >= 500 and retryable):
                 if attempt < self.max_retries:
                     attempt = self._back_off(attempt, retry_after, described, str(status))
@@ -460,17 +460,20 @@ class AzureDevOpsClient:
         type_key = _type_key(response)
         detail = _error_message(response)
         suffix = f": {detail}" if detail else ""
+
         if status == 203 or 300 <= status < 400:
             return AzureDevOpsError(
                 "invalid_credentials",
-                f"{described} answered {status} with a sign-in page instead of data, so the personal access token "
+                f"{described} returned {status} with a sign-in page instead of data, so the personal access token "
                 "was not accepted (invalid, expired or revoked, or IIS Basic authentication is enabled on the "
                 "server). Create a new token and save it in the integration.", status=status)
+
         if status == 401:
             return AzureDevOpsError("invalid_credentials",
                                     f"{described} was rejected with 401{suffix}. The personal access token is invalid, "
                                     "expired or revoked; create a new token and save it in the integration.",
                                     status=status, type_key=type_key)
+
         if status == 403:
             return AzureDevOpsError("forbidden",
                                     f"{described} was refused with 403{suffix}. Give the token's account the "
@@ -481,6 +484,7 @@ class AzureDevOpsClient:
                                     f"{described} found nothing (404){suffix}. Check the organization URL and the "
                                     "project, repository or id; Azure DevOps also answers 404 when the token may "
                                     "not see the resource.", status=status, type_key=type_key)
+
         if status == 429:
             return AzureDevOpsError("throttled",
                                     f"{described} was throttled (429) after {self.max_retries} retries{suffix}. "
@@ -490,6 +494,7 @@ class AzureDevOpsClient:
                                     f"{described} failed with {status} after retries{suffix}. Azure DevOps is "
                                     "having trouble; try again later.",
                                     status=status, retry_after=retry_after, type_key=type_key)
+
         if type_key == _OUT_OF_RANGE:
             return AzureDevOpsError("version_out_of_range",
                                     f"{described} failed: REST API version {self.api_version} is not supported"
@@ -553,7 +558,7 @@ def _parse_json(response: httpx.Response, described: str) -> JsonObject:
     if not _is_json(response):
         raise AzureDevOpsError(
             "invalid_credentials",
-            f"{described} answered {response.status_code} with "
+            f"{described} returned {response.status_code} with "
             f"{response.headers.get('content-type') or 'no content type'} instead of JSON, which is how Azure DevOps "
             "shows a sign-in page. Check the personal access token and the organization URL.",
             status=response.status_code)
@@ -561,11 +566,11 @@ def _parse_json(response: httpx.Response, described: str) -> JsonObject:
         parsed = response.json()
     except ValueError as error:
         raise AzureDevOpsError("invalid_credentials",
-                               f"{described} answered {response.status_code} with a body that is not valid JSON. "
+                               f"{described} returned {response.status_code} with a body that is not valid JSON. "
                                "Check the personal access token and the organization URL.",
                                status=response.status_code) from error
     if not isinstance(parsed, dict):
-        raise AzureDevOpsError("bad_response", f"{described} answered with JSON that is not an object.",
+        raise AzureDevOpsError("bad_response", f"{described} returned JSON that is not an object.",
                                status=response.status_code)
     return parsed
 
