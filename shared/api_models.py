@@ -106,6 +106,7 @@ class ConnectionTestOut(ApiModel):
     identity_id: str | None = None
     identity_name: str | None = None
     retry_after: float | None = None
+    api_version: str | None = Field(default=None, description="The Azure DevOps REST API version the test used.")
     tested_at: str | None = None
 
 
