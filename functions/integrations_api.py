@@ -10,6 +10,7 @@ import azure.functions as func
 from functions._deps import services
 from functions._http import caller, handle_errors, json_response, parse_body, query_int
 from shared.api_models import (
+    ConnectionTestOut,
     DeliveryList,
     DeliveryOut,
     IntegrationCreate,
@@ -79,7 +80,9 @@ def rotate_integration_secret(req: func.HttpRequest) -> func.HttpResponse:
 def test_integration(req: func.HttpRequest) -> func.HttpResponse:
     app = services()
     record = app.integrations.test(_context(req), req.route_params["id"])
-    return json_response(200, {"integrationId": record.id, "connectionTest": record.connection_test})
+    result = ConnectionTestOut(**(record.connection_test or {}))
+    return json_response(200, {"integrationId": record.id,
+                               "connectionTest": result.model_dump(mode="json", by_alias=True)})
 
 
 @bp.route(route="integrations/{id}/deliveries", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

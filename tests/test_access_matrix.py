@@ -195,8 +195,12 @@ def test_action_status(api: Api, setup: Setup, created_ids: list[str], kind: str
 def test_refused_get_hides_existence(api: Api, setup: Setup) -> None:
     stranger = setup.callers["space"]["none"]
 
-    hidden = api.call("GET", f"/api/integrations/{setup.space_integration}", headers=stranger)
-    missing = api.call("GET", f"/api/integrations/{unique('no-such-integration')}", headers=stranger)
+    missing_id = unique("no-such-integration")
 
-    assert hidden.status_code == missing.status_code == 404
-    assert error_of(hidden)["code"] == error_of(missing)["code"]
+    hidden = api.call("GET", f"/api/integrations/{setup.space_integration}", headers=stranger)
+    missing = api.call("GET", f"/api/integrations/{missing_id}", headers=stranger)
+
+    assert hidden.status_code == 404
+    assert missing.status_code == 404
+    assert error_of(missing) == {**error_of(hidden),
+                                 "message": error_of(hidden)["message"].replace(setup.space_integration, missing_id)}

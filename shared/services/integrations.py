@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.ado.client import AzureDevOpsClient
@@ -24,7 +24,7 @@ from shared.api_models import (
     IntegrationUpdate,
     RotateSecretRequest,
 )
-from shared.core.access import can_list_integration, can_manage, can_view_details, refusal
+from shared.core.access import can_list_integration, can_manage, can_view_details, not_found, refusal
 from shared.core.naming import (
     integration_id,
     normalise_labels,
@@ -33,7 +33,7 @@ from shared.core.naming import (
     webhook_endpoint,
 )
 from shared.core.urls import normalise_organization_url, normalise_user_facing_host_url
-from shared.errors import DependencyUnavailable, NotFound, ValidationFailed
+from shared.errors import DependencyUnavailable, ValidationFailed
 from shared.secrets import SecretStore
 from shared.services.access import AccessContext
 from shared.settings import Settings
@@ -102,7 +102,8 @@ class IntegrationService:
         record = self._repository.find(integration_id_)
         target = f"integration {integration_id_!r}"
         if record is None:
-            raise NotFound(f"Integration {integration_id_!r} was not found.")
+            # The same error as a refusal below, so a missing integration and a hidden one look alike.
+            raise not_found(target)
         role = context.role_on(record.space_id)
         allowed = can_view_details(record.is_default, role) if action == "view" else can_manage(record.is_default, role)
         if not allowed:
@@ -116,11 +117,15 @@ class IntegrationService:
         normalized = normalise_name(name)
         new_id = integration_id(name)
         space_id = self._space_for(body.is_default, body.space_id)
+        kind = "the default integration" if body.is_default else f"an integration in space {space_id!r}"
         if not context.tree.contains(space_id):
+            # Only callers who can read every space learn that a space does not exist; to anyone
+            # else a missing space looks like one they cannot see.
+            if not context.has(ROOT_SPACE_ID, "read"):
+                raise refusal(False, "create", kind)
             raise ValidationFailed(f"Space {space_id!r} does not exist. Create it first, or pick an existing "
                                    "space id from GET /api/spaces.", field="spaceId")
         if not can_manage(body.is_default, context.role_on(space_id)):
-            kind = "the default integration" if body.is_default else f"an integration in space {space_id!r}"
             raise refusal(context.has(space_id, "read") or body.is_default, "create", kind)
         organization = normalise_organization_url(body.organization_url)
         host_url = normalise_user_facing_host_url(body.user_facing_host_url, organization)
@@ -128,7 +133,7 @@ class IntegrationService:
         if not pat or any(character.isspace() for character in pat):
             raise ValidationFailed("The personal access token is empty or contains whitespace. Paste the token "
                                    "exactly as Azure DevOps showed it.", field="personalAccessToken")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         record = IntegrationRecord(
             id=new_id, name=name, normalized_name=normalized, is_default=body.is_default, space_id=space_id,
             organization_url=organization.url, organization_kind=organization.kind, user_facing_host_url=host_url,
@@ -162,7 +167,7 @@ class IntegrationService:
         if body.space_id is not None and body.space_id != record.space_id:
             raise ValidationFailed("The space of an integration cannot change. Create a new integration in the "
                                    "other space instead.", field="spaceId")
-        changes: dict[str, Any] = {"updated_at": datetime.now(timezone.utc), "updated_by": context.actor}
+        changes: dict[str, Any] = {"updated_at": datetime.now(UTC), "updated_by": context.actor}
         organization = normalise_organization_url(body.organization_url or record.organization_url)
         if body.organization_url is not None:
             changes.update(organization_url=organization.url, organization_kind=organization.kind)
@@ -213,7 +218,7 @@ class IntegrationService:
         record = self.get_for_admin(context, integration_id_, "rotate the webhook secret of")
         version = self._secrets.set(webhook_secret_name(record.id), generate_webhook_secret(),
                                     content_type="webhook-secret")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         grace_until = now + timedelta(minutes=body.grace_period_minutes) if body.grace_period_minutes else None
         updated = self._repository.update_fields(
             record, webhook_secret_version=version,
@@ -231,7 +236,7 @@ class IntegrationService:
         """Call Azure DevOps with the stored token and store the result on the integration."""
         record = self._repository.get(integration_id_)
         pat = self._secrets.get(pat_secret_name(record.id), record.pat_version)
-        tested_at = datetime.now(timezone.utc).isoformat()
+        tested_at = datetime.now(UTC).isoformat()
         if pat is None:
             result: dict[str, Any] = {"ok": False, "kind": "missing_token", "tested_at": tested_at,
                                       "message": "No personal access token is stored for this integration. "
@@ -257,7 +262,7 @@ class IntegrationService:
     @staticmethod
     def _grace_end(record: IntegrationRecord) -> datetime | None:
         until = record.previous_secret_valid_until
-        if record.previous_secret_version and until and until > datetime.now(timezone.utc):
+        if record.previous_secret_version and until and until > datetime.now(UTC):
             return until
         return None
 

@@ -23,6 +23,7 @@ from shared.storage.names import INTEGRATIONS_TABLE
 PARTITION = "integration"
 DEFAULT_MARKER = "~default"
 _DEPENDENCY = "Table Storage"
+_UPDATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,19 @@ class IntegrationRepository:
         return self.get(record.id)
 
     def update_fields(self, record: IntegrationRecord, **changes: Any) -> IntegrationRecord:
-        """Replace `record` with `changes` applied, without an ETag check (last write wins)."""
-        return self.replace(replace(record, **changes))
+        """Apply `changes` to the stored integration and keep every other field as stored now.
+
+        The integration is read again and written with its ETag, and read again after a concurrent
+        write, so a slow writer such as a connection test cannot undo a change made meanwhile.
+        """
+        for _attempt in range(_UPDATE_ATTEMPTS):
+            current = self.get(record.id)
+            try:
+                return self.replace(replace(current, **changes), if_match=current.etag)
+            except PreconditionFailed:
+                continue
+        raise Conflict(f"Integration {record.id!r} changed {_UPDATE_ATTEMPTS} times while it was being updated. "
+                       "Try again.", code="concurrent_update")
 
     def delete(self, record: IntegrationRecord) -> None:
         operations: list[tuple[str, dict[str, Any]]] = [
