@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.api_models import RoleBindingOut, RoleGrant, SpaceCreate, SpaceOut
-from shared.core.access import parse_role, refusal
+from shared.core.access import not_found, parse_role, refusal
 from shared.core.identity import normalise_subject
 from shared.core.naming import space_id as derive_space_id
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -43,15 +43,20 @@ class SpaceService:
         if new_id != derive_space_id(new_id):
             raise ValidationFailed(f"Space id {new_id!r} is invalid: use lowercase letters, digits and single "
                                    f"hyphens, such as {derive_space_id(new_id)!r}.", field="id")
+        action, target = "create a space in", f"space {body.parent_id!r}"
         if not context.tree.contains(body.parent_id):
+            # Only callers who can read every space learn that a space does not exist; to anyone
+            # else a missing space looks like one they cannot see.
+            if not context.has(ROOT_SPACE_ID, "read"):
+                raise refusal(False, action, target)
             raise ValidationFailed(f"Parent space {body.parent_id!r} does not exist. Use an id from GET /api/spaces.",
                                    field="parentId")
-        context.require(body.parent_id, "admin", action="create a space in", target=f"space {body.parent_id!r}")
+        context.require(body.parent_id, "admin", action=action, target=target)
         if context.tree.contains(new_id):
             raise Conflict(f"Space {new_id!r} already exists. Choose another name or id.", field="id",
                            code="space_exists")
         record = SpaceRecord(id=new_id, parent_id=body.parent_id, name=body.name.strip(),
-                             description=body.description, created_at=datetime.now(timezone.utc),
+                             description=body.description, created_at=datetime.now(UTC),
                              created_by=context.actor)
         self._spaces.create_space(record)
         logger.info("Created space %s under %s by %s", new_id, body.parent_id, context.actor)
@@ -62,7 +67,8 @@ class SpaceService:
         if space_id == ROOT_SPACE_ID:
             raise ValidationFailed("The root space cannot be deleted.", field="id", status=409, code="root_space")
         if not context.tree.contains(space_id):
-            raise NotFound(f"Space {space_id!r} was not found.")
+            # The same error as the refusal below, so a missing space and a hidden one look alike.
+            raise not_found(f"space {space_id!r}")
         parent = context.space(space_id).parent_id or ROOT_SPACE_ID
         if not context.has(parent, "admin"):
             raise refusal(context.has(space_id, "read"), "delete", f"space {space_id!r}")
