@@ -94,6 +94,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the host until SIGINT or SIGTERM and return the process exit code."""
     options = _arguments(argv)
+    # HTTP requests share the interpreter with queue listeners and processors. With the default
+    # 5 ms switch interval a request waiting on I/O can wait 5 ms for each hand-over of the GIL.
+    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Azure SDK logs every storage request at INFO, so the queue polls would drown the invocations.
     logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLevelName(options.log_level)))

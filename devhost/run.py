@@ -21,7 +21,7 @@ logger = logging.getLogger("devhost.run")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devhost.run", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(prog="python -m devhost.run", description="Run stackhook locally.")
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the Functions host (default 7071)")
     parser.add_argument("--fake-ado-port", type=int, default=8443, help="port of the fake Azure DevOps server")
     parser.add_argument("--data", type=Path, default=REPOSITORY_ROOT / ".local",

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from devhost.azurite import Azurite, start_azurite
 from devhost.fake_ado import SAMPLE_PAT, FakeAzureDevOps
 from devhost.keyvault import LocalKeyVault
@@ -44,6 +46,7 @@ class StackOptions:
     key_vault_port: int = 0
     fake_ado_port: int = 0
     host_json: Path = REPOSITORY_ROOT / "host.json"
+    app: str = "function_app:app"  # module:attribute of the FunctionApp the host runs
     log_file: Path | None = None
     extra_settings: dict[str, str] = field(default_factory=dict)
 
@@ -104,9 +107,9 @@ class LocalStack:
         environment = {name: value for name, value in os.environ.items()
                        if not name.startswith(("STACKHOOK_", "AzureWebJobs"))}
         environment.update(self.settings())
-        command = [sys.executable, "-m", "devhost.host", "--app", "function_app:app",
+        command = [sys.executable, "-m", "devhost.host", "--app", self.options.app,
                    "--host-json", str(self.options.host_json), "--port", str(self.host_port)]
-        output = open(self.options.log_file, "ab") if self.options.log_file else None  # noqa: SIM115
+        output = open(self.options.log_file, "ab") if self.options.log_file else None
         self._log_handle = output
         self.host_process = subprocess.Popen(command, cwd=REPOSITORY_ROOT, env=environment,  # noqa: S603
                                              stdout=output, stderr=subprocess.STDOUT if output else None)
@@ -126,6 +129,28 @@ class LocalStack:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"The Functions host did not answer /api/health within {wait_seconds} seconds.")
+
+    def wait_for_processing(self, timeout: float = 60.0) -> None:
+        """Wait until the event and connection-test queues are empty (messages in flight count)."""
+        from azure.storage.queue import QueueServiceClient
+
+        from shared.storage.names import CONNECTION_TEST_QUEUE, EVENT_QUEUES
+
+        assert self.azurite is not None
+        service = QueueServiceClient.from_connection_string(self.azurite.connection_string)
+        names = [*EVENT_QUEUES.values(), CONNECTION_TEST_QUEUE]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            waiting = 0
+            for name in names:
+                try:
+                    waiting += service.get_queue_client(name).get_queue_properties().approximate_message_count or 0
+                except ResourceNotFoundError:
+                    continue
+            if waiting == 0:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"Queues still had messages after {timeout} seconds.")
 
     def stop_host(self) -> None:
         process, self.host_process = self.host_process, None

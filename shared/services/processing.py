@@ -74,14 +74,10 @@ class EventProcessor:
         attempt, moves it to the poison queue; `record_failure` then marks the delivery failed.
         """
         ids = (message.integration_id, message.delivery_id)
-        integration = self._integrations.find(message.integration_id)
-        if integration is None:
-            logger.info("Dropped delivery %s: integration %s was deleted", message.delivery_id, message.integration_id)
-            return None
         try:
-            delivery = self._deliveries.get(*ids)
-            body = self._deliveries.body(*ids)
+            delivery, body = self._deliveries.load(*ids)
         except NotFound:
+            # Deleting an integration deletes its deliveries, so this also covers deleted integrations.
             logger.info("Dropped delivery %s of integration %s: it is no longer stored", *reversed(ids))
             return None
         if body is None:
@@ -93,31 +89,30 @@ class EventProcessor:
                 # Ingestion validated the body already, so this is permanent: retrying cannot help.
                 outcome = Outcome("failed", f"The stored body is invalid: {error}", None)
             else:
-                outcome = self._classify(integration.id, integration.identity_id, event)
+                outcome = self._classify(message.integration_id, event)
         self._deliveries.update_outcome(*ids, outcome=outcome.outcome, reason=outcome.reason,
                                         classification=outcome.classification, attempts=attempt)
-        logger.info("Delivery %s of integration %s (%s): %s, %s", delivery.delivery_id, integration.id,
+        logger.info("Delivery %s of integration %s (%s): %s, %s", delivery.delivery_id, message.integration_id,
                     delivery.event_type, outcome.outcome, outcome.reason)
         return outcome
 
-    def record_failure(self, message: QueuedDelivery, attempt: int, error: Exception, *, final: bool) -> None:
-        """Show a failed attempt on the delivery; `final` when the message goes to the poison queue."""
-        state = "failed" if final else "retrying"
-        detail = f"{type(error).__name__}: {error}"
-        reason = (f"Attempt {attempt} failed and the message moved to the poison queue: {detail}" if final
-                  else f"Attempt {attempt} failed; the queue retries it: {detail}")
+    def record_failure(self, message: QueuedDelivery, attempt: int, error: Exception) -> None:
+        """Show a failed attempt on the delivery, with the error, before the queue retries it."""
+        reason = (f"Attempt {attempt} failed: {type(error).__name__}: {error}. The queue retries the message "
+                  "up to maxDequeueCount times (host.json), then keeps it in the poison queue.")
         try:
-            self._deliveries.update_outcome(message.integration_id, message.delivery_id, outcome=state,
+            self._deliveries.update_outcome(message.integration_id, message.delivery_id, outcome="failed",
                                             reason=reason, attempts=attempt)
         except StackhookError as record_error:
             logger.warning("Could not record the failure of delivery %s: %s", message.delivery_id, record_error)
 
-    def _classify(self, integration_id: str, own_identity_id: str | None, event: DomainEvent) -> Outcome:
+    def _classify(self, integration_id: str, event: DomainEvent) -> Outcome:
         if isinstance(event, PushEvent):
             return self._push(event)
         if isinstance(event, PullRequestEvent):
             return self._pull_request(integration_id, event)
-        return self._comment(event, own_identity_id)
+        integration = self._integrations.find(integration_id)
+        return self._comment(event, integration.identity_id if integration else None)
 
     @staticmethod
     def _push(event: PushEvent) -> Outcome:
