@@ -1,8 +1,8 @@
 """Who may do what to an integration: role × integration kind × action, through the local host.
 
 The space integration lives in `team`, whose parent is `parent` and whose sibling is `sibling`;
-the default integration lives in the root space. Each role is a separate user bound as the row
-says, so one binding never leaks into another row.
+the default integration lives in the root space. Each role is a separate user with only the
+binding its row names, so one binding never affects another row.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from tests.fixtures.app_host import ADMIN, Api
 ACTIONS = ("get", "create", "update", "delete", "rotate", "test")
 
 # Expected status per action, in the order of ACTIONS. Callers who cannot read the integration's
-# space get 404, so its existence does not leak; callers who can see it but are not admins get 403.
+# space get 404, so its existence does not leak. Callers who can see it but are not admins get 403.
 HIDDEN = (404, 404, 404, 404, 404, 404)
 REFUSED = (403, 403, 403, 403, 403, 403)
 ALLOWED = (200, 201, 200, 204, 200, 200)
 
-# role: (listed, statuses). Roles are bound on `team` unless the name says otherwise.
+# role: (listed, statuses). Roles are bound on `team` unless the role name names another space.
 SPACE_TABLE = {
     "none": (False, HIDDEN),
     "read": (True, REFUSED),
@@ -47,7 +47,7 @@ SPACE_TABLE = {
 }
 
 # The default integration is listed to everyone and managed by root admins only. Roles are bound
-# on root unless the name says otherwise; `space-admin` is admin of `team`, a space below root.
+# on root, except `space-admin`, which is admin of `team`, a space below root.
 DEFAULT_TABLE = {
     "none": (True, REFUSED),
     "read": (True, REFUSED),

@@ -270,6 +270,15 @@ def test_host_url_rejected(api: Api, given: str) -> None:
     assert error_of(response)["field"] == "userFacingHostUrl"
 
 
+@pytest.mark.xfail(strict=True, reason="the private:// rules in shared/core/urls.py echo the whole value, "
+                                        "user info included, in the error message and so in the host log")
+def test_host_url_user_info_not_echoed(api: Api) -> None:
+    response = api.create_integration(unique("Host"), userFacingHostUrl="private://me:pool-token-123@pool/path")
+
+    assert response.status_code == 422
+    assert "pool-token-123" not in response.text
+
+
 def test_labels_trimmed_and_deduplicated(api: Api, created: list[str]) -> None:
     response = api.create_integration(unique("Labels"), labels=["  infra ", "Infra", "", "prod", "prod  "])
     created.append(response.json()["id"])
@@ -675,7 +684,7 @@ def test_connection_status_listed(api: Api, fake: FakeAzureDevOps, tfs_integrati
 
 
 def test_slow_test_keeps_patch(api: Api, fake: FakeAzureDevOps, created: list[str]) -> None:
-    # Two throttled answers keep the queued test busy for about two seconds after it read the record.
+    # Two throttled responses keep the queued test busy for about two seconds after it read the record.
     fake.fail_next(2, status=429, retry_after=1, path_contains=_tfs_connection_data(fake))
     response = api.create_integration(unique("Slow"), organizationUrl=_tfs_url(fake))
     integration_id = response.json()["id"]

@@ -119,8 +119,8 @@ class IntegrationService:
         space_id = self._space_for(body.is_default, body.space_id)
         kind = "the default integration" if body.is_default else f"an integration in space {space_id!r}"
         if not context.tree.contains(space_id):
-            # Only callers who can read every space learn that a space does not exist; to anyone
-            # else a missing space looks like one they cannot see.
+            # Only callers who can read every space learn that a space does not exist. To anyone
+            # else, a missing space looks like one they cannot see.
             if not context.has(ROOT_SPACE_ID, "read"):
                 raise refusal(False, "create", kind)
             raise ValidationFailed(f"Space {space_id!r} does not exist. Create it first, or pick an existing "

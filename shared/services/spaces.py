@@ -45,8 +45,8 @@ class SpaceService:
                                    f"hyphens, such as {derive_space_id(new_id)!r}.", field="id")
         action, target = "create a space in", f"space {body.parent_id!r}"
         if not context.tree.contains(body.parent_id):
-            # Only callers who can read every space learn that a space does not exist; to anyone
-            # else a missing space looks like one they cannot see.
+            # Only callers who can read every space learn that a space does not exist. To anyone
+            # else, a missing space looks like one they cannot see.
             if not context.has(ROOT_SPACE_ID, "read"):
                 raise refusal(False, action, target)
             raise ValidationFailed(f"Parent space {body.parent_id!r} does not exist. Use an id from GET /api/spaces.",
