@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost.run", description="Run stackhook locally.")
     parser.add_argument("--port", type=int, default=7071, help="HTTP port of the Functions host (default 7071)")
     parser.add_argument("--fake-ado-port", type=int, default=8443, help="port of the fake Azure DevOps server")
+    parser.add_argument("--key-vault-port", type=int, default=8200, help="port of the local Key Vault")
     parser.add_argument("--data", type=Path, default=REPOSITORY_ROOT / ".local",
                         help="folder for Azurite data, Key Vault secrets and certificates (default .local)")
     options = parser.parse_args(argv)
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
     stack = LocalStack(StackOptions(data_folder=options.data, host_port=options.port,
-                                    fake_ado_port=options.fake_ado_port, log_file=None))
+                                    fake_ado_port=options.fake_ado_port,
+                                    key_vault_port=options.key_vault_port, log_file=None))
     stopping = threading.Event()
 
     def request_stop(signal_number: int, frame: FrameType | None) -> None:

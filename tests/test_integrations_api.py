@@ -270,8 +270,6 @@ def test_host_url_rejected(api: Api, given: str) -> None:
     assert error_of(response)["field"] == "userFacingHostUrl"
 
 
-@pytest.mark.xfail(strict=True, reason="the private:// rules in shared/core/urls.py echo the whole value, "
-                                        "user info included, in the error message and so in the host log")
 def test_host_url_user_info_not_echoed(api: Api) -> None:
     response = api.create_integration(unique("Host"), userFacingHostUrl="private://me:pool-token-123@pool/path")
 

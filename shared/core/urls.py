@@ -280,6 +280,12 @@ def _server_collection(value: str, host: str, authority: str, segments: list[str
 def _private_url(value: str, *, field: str, forms: str) -> str:
     rest = value[len("private://"):]
     pool, _, path = rest.partition("/")
+    if "@" in pool:
+        # Never echo the value: the part before "@" may be a credential.
+        raise ValidationFailed(
+            f"The user-facing host URL must not contain user info (a name or token before '@'). Use {forms}",
+            field=field,
+        )
     if not _POOL_NAME.fullmatch(pool):
         raise ValidationFailed(
             f"user-facing host URL {value!r} has an invalid VCS agent pool name {pool!r}; a pool name contains "

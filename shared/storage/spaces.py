@@ -7,7 +7,7 @@ normalised subject as row key, so one subject has one role per space.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -41,7 +41,7 @@ class SpaceRecord:
 def _space_from_entity(entity: Any) -> SpaceRecord:
     return SpaceRecord(id=entity["RowKey"], parent_id=entity.get("parentId") or None,
                        name=entity.get("name", entity["RowKey"]), description=entity.get("description", ""),
-                       created_at=entity.get("createdAt") or datetime.now(timezone.utc),
+                       created_at=entity.get("createdAt") or datetime.now(UTC),
                        created_by=entity.get("createdBy", ""))
 
 
@@ -66,7 +66,7 @@ class SpaceRepository:
         records = [_space_from_entity(entity) for entity in entities]
         if not any(record.id == ROOT_SPACE_ID for record in records):
             records.append(SpaceRecord(ROOT_SPACE_ID, None, "root", "The account's top space.",
-                                       datetime(1970, 1, 1, tzinfo=timezone.utc), "system"))
+                                       datetime(1970, 1, 1, tzinfo=UTC), "system"))
         return sorted(records, key=lambda record: record.id)
 
     def create_space(self, record: SpaceRecord) -> SpaceRecord:
@@ -100,7 +100,7 @@ class SpaceRepository:
     def grant(self, space_id: str, subject: str, normalized_subject: str, role: Role, granted_by: str) -> None:
         entity = {"PartitionKey": space_id, "RowKey": _binding_key(normalized_subject), "subject": normalized_subject,
                   "displaySubject": subject, "role": role, "grantedBy": granted_by,
-                  "grantedAt": datetime.now(timezone.utc)}
+                  "grantedAt": datetime.now(UTC)}
         with storage_errors(_DEPENDENCY):
             self._bindings.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
