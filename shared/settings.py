@@ -178,7 +178,7 @@ class Settings(BaseModel):
         if values.get("environment") == "local" and "bootstrap_admins" not in values:
             values["bootstrap_admins"] = (LOCAL_DEFAULT_ADMIN,)
         try:
-            return cls(**values)
+            return cls.model_validate(values)
         except ValidationError as error:
             raise SettingsError(_describe(error)) from None
 

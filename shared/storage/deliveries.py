@@ -308,6 +308,8 @@ class DeliveryRepository:
         if continuation:
             try:
                 token = json.loads(base64.urlsafe_b64decode(continuation.encode()))
+                if not isinstance(token, dict):
+                    raise ValueError("not an object")
             except ValueError as error:
                 raise ValidationFailed("The continuation token is invalid; use the nextContinuationToken "
                                        "of the previous page.", field="continuationToken", status=400) from error
@@ -319,7 +321,7 @@ class DeliveryRepository:
             pages = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge 'd-' and RowKey lt 'd.'",
                 parameters={"pk": integration_id}, results_per_page=page_size, select=select,
-            ).by_page(continuation_token=token)
+            ).by_page(continuation_token=token)  # type: ignore[arg-type]  # the table SDK's tokens are dicts
             page = list(next(pages, []))
             next_token = pages.continuation_token  # type: ignore[attr-defined]
         encoded = base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode() if next_token else None

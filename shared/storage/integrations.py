@@ -129,7 +129,7 @@ class IntegrationRepository:
                                           "integrationId": record.id}))
         try:
             with storage_errors(_DEPENDENCY):
-                self._table.submit_transaction(operations)  # type: ignore[arg-type]
+                self._table.submit_transaction(operations)
         except TableTransactionError as error:
             if error.status_code != 409:
                 raise
@@ -221,7 +221,7 @@ class IntegrationRepository:
             operations.append(("delete", {"PartitionKey": PARTITION, "RowKey": DEFAULT_MARKER}))
         try:
             with storage_errors(_DEPENDENCY):
-                self._table.submit_transaction(operations)  # type: ignore[arg-type]
+                self._table.submit_transaction(operations)
         except TableTransactionError as error:
             if error.status_code == 404:
                 raise NotFound(f"Integration {record.id!r} was not found.") from error
