@@ -93,7 +93,7 @@ def test_push_request_fields() -> None:
     assert request.force_new is False
 
 
-def test_push_paths_iterated_once_per_route() -> None:
+def test_push_paths_single_use_iterator() -> None:
     paths = iter(["/stacks/prod/a.tf", "/stacks/dev/a.tf"])
     assert summary(runs_for_push(ROUTES, ref("refs/heads/x"), paths, "alice")) == [
         ("prod", "proposed"), ("dev", "proposed")]

@@ -72,7 +72,7 @@ def test_build_metadata_may_have_leading_zero() -> None:
     assert v("1.2.3+01").build == ("01",)
 
 
-# The precedence example from semver.org, item 11, lowest first.
+# The precedence example of the Semantic Versioning 2.0.0 specification (rule 11), lowest first.
 SEMVER_ORG_ORDER = [
     "1.0.0-alpha",
     "1.0.0-alpha.1",

@@ -9,8 +9,8 @@ Glob rules follow git pathspecs (`git help glossary`, "glob" magic) and `.gitign
 - a pattern is matched against the whole repository-relative path, so `*.tf` matches only files
   at the repository root, while `**/*.tf` matches them at any depth;
 - `*` matches any run of characters except `/`, and `?` matches one character except `/`;
-- `[abc]`, `[a-z]` and the negations `[!a-z]` and `[^a-z]` match one character, never `/`;
-  a `]` right after the opening bracket (or after `!` or `^`) is a literal `]`;
+- `[abc]`, `[a-z]` and the negations `[!a-z]` and `[^a-z]` match one character, never `/`.
+  A `]` right after the opening bracket (or after `!` or `^`) is a literal `]`;
 - `**` as a whole path segment matches zero or more folders: `modules/**/*.tf` matches
   `modules/a.tf` and `modules/x/y/a.tf`, a leading `**/` matches any folder or none, and a
   trailing `/**` matches every file inside that folder. Elsewhere `**` acts like `*`;
@@ -41,7 +41,7 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class RouteLike(Protocol):
-    """What matching and run decisions read from a stack or module route."""
+    """The attributes of a stack or module route that matching and run decisions read."""
 
     @property
     def kind(self) -> str: ...
@@ -164,7 +164,7 @@ def _has_control_character(value: str) -> bool:
 
 
 def glob_matches(pattern: str, path: str) -> bool:
-    """Tell whether a repository path matches a glob; see the module docstring for the rules.
+    """Tell whether a repository path matches a glob. The module docstring lists the rules.
 
     Raises ValidationFailed like `validate_glob` when the pattern is invalid.
     """
@@ -231,6 +231,7 @@ def _bracket_regex(segment: str, start: int, pattern: str) -> tuple[str, int]:
     negated = position < len(segment) and segment[position] in "!^"
     if negated:
         position += 1
+
     members: list[str] = []
     first = True
     while position < len(segment) and (first or segment[position] != "]"):
@@ -250,12 +251,14 @@ def _bracket_regex(segment: str, start: int, pattern: str) -> tuple[str, int]:
             members.append(re.escape(character))
             position += 1
         first = False
+
     if position >= len(segment):
         raise ValidationFailed(
             f"project glob {pattern!r} has a '[' without a matching ']'; close the bracket, or write [[] "
             "to match a literal [",
             field="projectGlobs",
         )
+
     body = "".join(members)
     # A bracket expression never matches `/`, as `*` and `?` do not.
     regex = f"[^/{body}]" if negated else f"(?!/)[{body}]"
@@ -286,7 +289,7 @@ class CompiledRoute:
         return self.globs is not None and self.globs.fullmatch(relative) is not None
 
     def touched_by(self, changed_paths: Iterable[str]) -> bool:
-        """Tell whether any of the changed paths touches the route; no paths touch nothing."""
+        """Tell whether any of the changed paths touches the route. An empty list touches nothing."""
         return any(self.matches(path) for path in changed_paths)
 
 

@@ -191,7 +191,7 @@ def runs_for_pull_request(
     """Decide the proposed runs of a pull request's source commit.
 
     Each route that tracks the pull request's target branch and whose files `changed_paths`
-    touches gets a proposed run. There are none while the source commit is unknown (Azure DevOps
+    touches gets a proposed run. No runs start while the source commit is unknown (Azure DevOps
     has not computed the merge yet) or when the target is not a branch. Whether the pull request
     should start runs at all (active, not a draft) is decided before, by
     `PullRequestChange.starts_runs` or the comment command.
@@ -297,7 +297,6 @@ def run_target_url(user_facing_host_url: str, public_base_url: str, kind: str, s
     `private://` one cannot be opened in a browser at all. Raises ValidationFailed when kind,
     stack id or run id is empty.
     """
-    del user_facing_host_url  # Kept so callers pass both URLs and this function decides.
     for field, value in (("kind", kind), ("stackId", stack_id), ("runId", run_id)):
         if not value:
             raise ValidationFailed(f"{field} is empty; a run link needs the kind, stack id and run id", field=field)

@@ -1,15 +1,17 @@
 """Module versions: reading `module_version` from `.spacelift/config.yml` and comparing versions.
 
 A module declares its version at a commit with a top-level `module_version` key in
-`.spacelift/config.yml`, as Spacelift does:
+`.spacelift/config.yml`, the key that Spacelift reads
+(https://docs.spacelift.io/concepts/configuration/runtime-configuration/runtime-yaml-reference):
 
     version: 1
     module_version: 1.2.3   # optional comment
 
-The file is read with a small line parser, not a YAML library. It reads only that one key, written
-at the start of a line with a plain, single-quoted or double-quoted value. A `version:` key nested
-under `module:`, flow mappings (`{module_version: 1.2.3}`) and multi-line values are not read.
-Versions follow Semantic Versioning 2.0.0 (https://semver.org/spec/v2.0.0.html).
+The file is read with a small line parser, not a YAML library. It reads only that one key,
+unquoted and at the start of a line, with a plain, single-quoted or double-quoted value. A
+`version:` key nested under `module:`, flow mappings (`{module_version: 1.2.3}`) and multi-line
+values are not read. Versions follow Semantic Versioning 2.0.0. Spacelift's reference accepts
+only MAJOR.MINOR.PATCH, but this parser also accepts pre-release and build parts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ MAX_VERSION_LENGTH: Final = 256
 
 _FIELD: Final = "module_version"
 
-# The pattern suggested by semver.org, with [0-9] in place of \d, which also matches non-ASCII digits.
+# The Semantic Versioning 2.0.0 grammar. It uses [0-9] because \d also matches non-ASCII digits.
 _SEMVER = re.compile(
     r"^(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
     r"(?:-(?P<prerelease>(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
@@ -95,7 +97,7 @@ class SemanticVersion:
 
     @property
     def precedence_key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
-        """A tuple that sorts like semver precedence; a release has no pre-release and sorts last."""
+        """A tuple that sorts in semver precedence order, with a release after its pre-releases."""
         identifiers = tuple(
             (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)
             for identifier in self.prerelease
