@@ -17,6 +17,8 @@ from functions import (
     process_pr_created,
     process_pr_merged,
     process_pr_updated,
+    service_hooks_api,
+    service_hooks_watch,
     spaces_api,
     webhooks,
 )
@@ -28,4 +30,6 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (health.bp, openapi.bp, spaces_api.bp, integrations_api.bp, webhooks.bp, connection_tests.bp,
                   maintenance.bp, process_git_push.bp, process_pr_created.bp, process_pr_merged.bp,
                   process_pr_updated.bp, process_pr_commented.bp):
+    app.register_functions(blueprint)
+for blueprint in (service_hooks_api.bp, service_hooks_watch.bp):
     app.register_functions(blueprint)

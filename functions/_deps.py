@@ -14,11 +14,13 @@ from shared.secrets import SecretStore
 from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
 from shared.services.processing import EventProcessor
+from shared.services.service_hooks import ServiceHookService
 from shared.settings import Settings
 from shared.storage.clients import StorageClients
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository
+from shared.storage.service_hooks import ServiceHookRepository
 from shared.storage.spaces import SpaceRepository
 
 
@@ -57,6 +59,11 @@ class Services:
     def integrations(self) -> IntegrationService:
         return IntegrationService(self.settings, self.integration_records, self.secrets, self.storage,
                                   self.azure_devops_client, self.deliveries)
+
+    @cached_property
+    def service_hooks(self) -> ServiceHookService:
+        return ServiceHookService(self.settings, self.integration_records, ServiceHookRepository(self.storage),
+                                  self.secrets, self.azure_devops_client)
 
     @cached_property
     def processor(self) -> EventProcessor:
