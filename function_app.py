@@ -20,6 +20,7 @@ from functions import (
     service_hooks_api,
     service_hooks_watch,
     spaces_api,
+    stacks_api,
     webhooks,
 )
 from functions._deps import services
@@ -33,3 +34,4 @@ for blueprint in (health.bp, openapi.bp, spaces_api.bp, integrations_api.bp, web
     app.register_functions(blueprint)
 for blueprint in (service_hooks_api.bp, service_hooks_watch.bp):
     app.register_functions(blueprint)
+app.register_functions(stacks_api.bp)

@@ -15,6 +15,7 @@ from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
 from shared.services.processing import EventProcessor
 from shared.services.service_hooks import ServiceHookService
+from shared.services.stacks import StackService
 from shared.settings import Settings
 from shared.storage.clients import StorageClients
 from shared.storage.deliveries import DeliveryRepository
@@ -22,6 +23,7 @@ from shared.storage.integrations import IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository
 from shared.storage.service_hooks import ServiceHookRepository
 from shared.storage.spaces import SpaceRepository
+from shared.storage.stacks import StackRepository
 
 
 @dataclass
@@ -64,6 +66,11 @@ class Services:
     def service_hooks(self) -> ServiceHookService:
         return ServiceHookService(self.settings, self.integration_records, ServiceHookRepository(self.storage),
                                   self.secrets, self.azure_devops_client)
+
+    @cached_property
+    def stacks(self) -> StackService:
+        return StackService(StackRepository(self.storage), self.integration_records, self.secrets,
+                            self.azure_devops_client)
 
     @cached_property
     def processor(self) -> EventProcessor:

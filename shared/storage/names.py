@@ -7,6 +7,8 @@ ROLE_BINDINGS_TABLE = "RoleBindings"
 INTEGRATIONS_TABLE = "Integrations"
 DELIVERIES_TABLE = "Deliveries"
 PULL_REQUESTS_TABLE = "PullRequests"
+STACKS_TABLE = "Stacks"
+STACK_ROUTES_TABLE = "StackRoutes"
 
 # One queue per handled event type, so a slow or failing processor of one kind never delays
 # the others. Queue names: 3-63 lowercase letters, digits and hyphens.
