@@ -7,7 +7,7 @@ them in the `ServiceHooks` table. The watcher (`watch_all`) checks their status,
 on the integration and, when `STACKHOOK_SERVICE_HOOK_REENABLE` is on, re-enables subscriptions that
 Azure DevOps disabled while the deliveries stackhook received for them succeeded.
 
-Azure DevOps masks confidential consumer inputs such as `basicAuthPassword` in its answers, so
+Azure DevOps masks confidential consumer inputs such as `basicAuthPassword` in its responses, so
 the password of a subscription cannot be compared. Each recorded subscription keeps the Key Vault
 version of the webhook secret it was installed with instead; a subscription whose version is not
 the integration's current one (or is not recorded) gets the current secret with a PUT.
@@ -102,7 +102,8 @@ class SubscriptionChange(_ApiModel):
     event_type: str
     resource_version: str
     repository_id: str | None = None
-    changes: list[str] = Field(default_factory=list, description="What an update changed; empty otherwise.")
+    changes: list[str] = Field(default_factory=list, description=(
+        "What an update changed. Empty for created and unchanged ones."))
 
 
 class ServiceHookInstallOut(_ApiModel):
@@ -143,7 +144,7 @@ class ServiceHookOut(_ApiModel):
     status: str = Field(description="Azure DevOps status (`enabled`, `onProbation`, `disabledBySystem`, "
                                     "`disabledByUser`, `disabledByInactiveIdentity`), or `missing`.")
     installed_by_stackhook: bool
-    secret_current: bool | None = Field(description="Whether the installed secret is the current one; null when "
+    secret_current: bool | None = Field(description="Whether the installed secret is the current one. Null when "
                                                     "stackhook did not install the subscription.")
     installed_at: str | None
     last_delivery: LastDelivery | None
@@ -223,7 +224,7 @@ def scope_of(subscription: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def differences(desired: DesiredSubscription, existing: Mapping[str, Any], *, secret_current: bool) -> list[str]:
-    """List what differs between `existing` and `desired`; an empty list means nothing to update.
+    """List what differs between `existing` and `desired`. An empty list means nothing to update.
 
     GUIDs compare case-insensitively, inputs that Azure DevOps adds are ignored, and the masked
     password is judged by `secret_current` alone.
@@ -249,8 +250,8 @@ def differences(desired: DesiredSubscription, existing: Mapping[str, Any], *, se
             continue  # `points_at` already matched it, ignoring case and a trailing slash
         if have_consumer.get(key) != want_consumer.get(key):
             # The value of an unknown consumer input may be a credential, so only its name is shown.
-            shown = want_consumer.get(key) or "(none)"
-            changes.append(f"consumer input {key} -> {shown}")
+            expected_value = want_consumer.get(key) or "(none)"
+            changes.append(f"consumer input {key} -> {expected_value}")
 
     if PASSWORD_INPUT not in _inputs(existing, "consumerInputs"):
         changes.append("password was missing")
@@ -282,9 +283,9 @@ def plan_install(desired: Iterable[DesiredSubscription], existing: Iterable[Mapp
                  recorded_versions: Mapping[str, str | None], current_secret_version: str | None) -> InstallPlan:
     """Decide which desired subscriptions to create, update or leave unchanged.
 
-    Only subscriptions of `existing` that deliver to the desired URL take part; one of them per event
-    type and repository is matched, preferring one that stackhook recorded. `recorded_versions` maps
-    a recorded subscription id (lowercase) to the secret version it was installed with.
+    Only subscriptions of `existing` that deliver to the desired URL take part. For each event type and
+    repository one of them is matched, and one that stackhook recorded comes first. `recorded_versions`
+    maps a recorded subscription id (lowercase) to the secret version it was installed with.
     """
     wanted = list(desired)
     url = wanted[0].url if wanted else ""
@@ -413,12 +414,13 @@ def merge_warnings(current: Iterable[Mapping[str, Any]], service_hook_warnings: 
     existing = [dict(warning) for warning in current]
     since = {_warning_key(warning): warning.get("since") for warning in existing
              if str(warning.get("code", "")).startswith(WARNING_PREFIX)}
-    kept = [warning for warning in existing if not str(warning.get("code", "")).startswith(WARNING_PREFIX)]
+    other_warnings = [warning for warning in existing
+                      if not str(warning.get("code", "")).startswith(WARNING_PREFIX)]
     merged = []
     for warning in service_hook_warnings:
         earlier = since.get(_warning_key(warning))
         merged.append({**warning, "since": earlier} if earlier else dict(warning))
-    return kept + merged
+    return other_warnings + merged
 
 
 # Errors ---------------------------------------------------------------------------------------------
@@ -430,25 +432,25 @@ def translate_error(error: AzureDevOpsError, step: Step, target: str, *, identit
                     progress: str = "") -> RequestError:
     """Turn a failed Azure DevOps call into the request error the caller gets.
 
-    `target` names the project (or repository) involved, and `progress` says what was done before
-    the failure, so the caller knows that running the request again finishes the job.
+    `target` names the project (or repository) involved. `progress` describes what was done before
+    the failure, so the caller knows that sending the request again finishes the job.
     """
     prefix = f"{progress} " if progress else ""
-    who = f" ({identity})" if identity else ""
+    identity_note = f" ({identity})" if identity else ""
     if step == "subscriptions" and error.kind in ("invalid_credentials", "forbidden"):
         return PermissionDenied(
             f"{prefix}Azure DevOps refused to change service-hook subscriptions in project {target} (HTTP "
-            f"{error.status or 401}). The user of the integration's personal access token{who} needs permission to "
-            "edit subscriptions in that project: add the user to Project Collection Administrators, or grant it "
-            "the Service Hooks permission 'Edit subscriptions' (EditSubscriptions) for the project. If the token "
-            "has expired, save a new one in the integration.", code="azure_devops_permission_missing")
+            f"{error.status or 401}). The user of the integration's personal access token{identity_note} needs "
+            "permission to edit subscriptions in that project. Add the user to Project Collection Administrators, "
+            "or grant it the Service Hooks permission 'Edit subscriptions' (EditSubscriptions) for the project. If "
+            "the token has expired, save a new one in the integration.", code="azure_devops_permission_missing")
     if error.kind == "invalid_credentials":
         return Conflict(f"{prefix}Azure DevOps rejected the integration's personal access token while reading "
                         f"{step} {target}: it is invalid, expired or revoked. Save a new token in the integration.",
                         code="azure_devops_token_rejected")
     if error.kind == "forbidden":
-        return PermissionDenied(f"{prefix}The user of the integration's personal access token{who} may not read "
-                                f"{step} {target} in Azure DevOps. Give the user access to the project.",
+        return PermissionDenied(f"{prefix}The user of the integration's personal access token{identity_note} may "
+                                f"not read {step} {target} in Azure DevOps. Give the user access to the project.",
                                 code="azure_devops_forbidden")
     if error.kind == "not_found" and step in ("project", "repository"):
         return NotFound(f"{prefix}The {step} {target} was not found in Azure DevOps. Check the name or id; Azure "
@@ -605,15 +607,15 @@ class ServiceHookService:
         """Delete the subscriptions stackhook installed for `record`, in one project or in all."""
         installed = self._installed.list_for(record.id)
         if project:
-            wanted = project.strip().casefold()
+            requested = project.strip().casefold()
             installed = [item for item in installed
-                         if wanted in (item.project_id.casefold(), item.project_name.casefold())]
+                         if requested in (item.project_id.casefold(), item.project_name.casefold())]
             if not installed:
                 raise NotFound(f"Integration {record.id!r} has no recorded service hooks in project {project!r}. "
                                "GET /api/integrations/{id}/service-hooks lists them.", field="project",
                                code="service_hooks_not_found")
         removed: list[str] = []
-        gone: list[str] = []
+        already_gone: list[str] = []
         with self._client(record) as client:
             for item in installed:
                 try:
@@ -621,26 +623,27 @@ class ServiceHookService:
                     removed.append(item.subscription_id)
                 except AzureDevOpsError as error:
                     if error.kind != "not_found":
-                        done = f"Before the failure stackhook removed {len(removed) + len(gone)} subscriptions."
+                        count = len(removed) + len(already_gone)
+                        done = f"Before the failure stackhook removed {count} subscriptions."
                         raise translate_error(error, "subscriptions", _project_label(item),
                                               identity=_identity_name(record), progress=done) from error
-                    gone.append(item.subscription_id)
+                    already_gone.append(item.subscription_id)
                 self._installed.delete(record.id, item.subscription_id)
         self._store_warnings(record.id, lambda warnings: [
-            warning for warning in warnings if warning.get("subscriptionId") not in set(removed + gone)])
+            warning for warning in warnings if warning.get("subscriptionId") not in set(removed + already_gone)])
         logger.info("Removed service hooks of integration %s by %s: removed %s, already gone %s", record.id, actor,
-                    removed, gone)
-        return ServiceHookRemovalOut(integration_id=record.id, removed=removed, already_gone=gone)
+                    removed, already_gone)
+        return ServiceHookRemovalOut(integration_id=record.id, removed=removed, already_gone=already_gone)
 
     def remove_all(self, record: IntegrationRecord) -> ServiceHookRemovalOut:
         """Delete every subscription stackhook installed for `record`, when the integration is deleted.
 
         Azure DevOps failures are logged and listed in `failed` instead of raised, so deleting the
-        integration goes on; a subscription left behind then fails its deliveries with 404 until Azure
+        integration goes on. A subscription left behind then fails its deliveries with 404 until Azure
         DevOps disables it. Table Storage and Key Vault errors propagate.
         """
         removed: list[str] = []
-        gone: list[str] = []
+        already_gone: list[str] = []
         failed: list[str] = []
         installed = self._installed.list_for(record.id)
         if not installed:
@@ -658,7 +661,7 @@ class ServiceHookService:
                     removed.append(item.subscription_id)
                 except AzureDevOpsError as error:
                     if error.kind == "not_found":
-                        gone.append(item.subscription_id)
+                        already_gone.append(item.subscription_id)
                     else:
                         logger.warning("Could not remove subscription %s of integration %s in project %s: %s",
                                        item.subscription_id, record.id, item.project_id, error)
@@ -669,8 +672,9 @@ class ServiceHookService:
         if client is not None:
             client.close()
         logger.info("Removed service hooks of deleted integration %s: removed %s, already gone %s, failed %s",
-                    record.id, removed, gone, failed)
-        return ServiceHookRemovalOut(integration_id=record.id, removed=removed, already_gone=gone, failed=failed)
+                    record.id, removed, already_gone, failed)
+        return ServiceHookRemovalOut(integration_id=record.id, removed=removed, already_gone=already_gone,
+                                     failed=failed)
 
     # Secret rotation ------------------------------------------------------------------------------
 
@@ -701,7 +705,7 @@ class ServiceHookService:
 
     def _refresh_secret(self, client: AzureDevOpsClient, record: IntegrationRecord,
                         item: InstalledSubscription, *, enable: bool = False) -> bool:
-        """PUT the desired body with the current secret; return False when nothing needed doing."""
+        """PUT the desired body with the current secret. Return False when the secret was already current."""
         password, version = self._webhook_secret(record)
         if item.secret_version == version and not enable:
             return False
@@ -806,6 +810,7 @@ class ServiceHookService:
         now = self._clock()
         warnings: list[dict[str, Any]] = []
         reenabled = refreshed = 0
+
         try:
             client = self._client(record)
         except (AzureDevOpsError, RequestError) as error:
@@ -813,6 +818,7 @@ class ServiceHookService:
             warnings.append(_check_failed(record.id, None, str(error), now))
             self._store_warnings(record.id, lambda _: warnings)
             raise
+
         with client:
             for project_id, items in sorted(by_project.items()):
                 try:
@@ -825,6 +831,7 @@ class ServiceHookService:
                     warnings.extend(warning for warning in previous if warning.get("subscriptionId") in ids)
                     warnings.append(_check_failed(record.id, items[0], str(error), now))
                     continue
+
                 for item in items:
                     outcome = self._watch_one(client, record, item, subscriptions.get(item.subscription_id),
                                               deliveries.get(item.subscription_id, []), now)
@@ -832,6 +839,7 @@ class ServiceHookService:
                         warnings.append(outcome.warning)
                     reenabled += outcome.reenable
                     refreshed += outcome.refresh_secret
+
         self._store_warnings(record.id, lambda _: warnings)
         return WatchSummary(1, len(warnings), reenabled, refreshed, 0)
 
@@ -867,7 +875,11 @@ class ServiceHookService:
 
     def _store_warnings(self, integration_id: str,
                         build: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
-        """Replace the service-hook warnings of an integration, keeping other warnings and concurrent writes."""
+        """Replace the service-hook warnings of an integration and keep its other warnings.
+
+        The write uses the ETag it read, and reads again after a concurrent change, so no other writer's
+        change is lost.
+        """
         for _attempt in range(_UPDATE_ATTEMPTS):
             current = self._integrations.find(integration_id)
             if current is None:

@@ -3,7 +3,7 @@
 Table `ServiceHooks`: partition = integration id, row key = subscription id (lowercase GUID).
 Each row keeps the project and repository the subscription filters on, its event type, the Key
 Vault version of the webhook secret it was installed with (Azure DevOps masks the password in its
-answers, so this version is how a stale secret is detected), and the status the watcher last saw.
+responses, so this version is how a stale secret is detected), and the status the watcher last saw.
 
 `last_deliveries` reads the newest rows of the `Deliveries` table to show what the service last
 received for each subscription.
@@ -79,7 +79,7 @@ class InstalledSubscription:
         )
 
     def with_status(self, status: str, now: datetime) -> InstalledSubscription:
-        """Return a copy with `status`; `status_since` moves only when the status changes."""
+        """Return a copy with `status`. `status_since` moves only when the status changes."""
         if status == self.status and self.status_since is not None:
             return self
         return replace(self, status=status, status_since=now)
@@ -125,7 +125,7 @@ class ServiceHookRepository:
             self.save(record)
 
     def delete(self, integration_id: str, subscription_id: str) -> None:
-        """Remove one row; a row that is already gone is fine."""
+        """Remove one row. A row that does not exist is not an error."""
         try:
             with storage_errors(_DEPENDENCY):
                 self._table.delete_entity(integration_id, subscription_id.lower())
@@ -139,9 +139,9 @@ class ServiceHookRepository:
         Delivery row keys sort newest first, so the scan reads rows in that order and stops once
         every subscription has enough, or after `DELIVERY_SCAN_LIMIT` rows.
         """
-        wanted = {subscription_id.lower() for subscription_id in subscription_ids}
-        found: dict[str, list[ReceivedDelivery]] = {subscription_id: [] for subscription_id in wanted}
-        if not wanted:
+        requested = {subscription_id.lower() for subscription_id in subscription_ids}
+        found: dict[str, list[ReceivedDelivery]] = {subscription_id: [] for subscription_id in requested}
+        if not requested:
             return found
         table = self._clients.table(DELIVERIES_TABLE)
         with storage_errors(_DEPENDENCY):
