@@ -17,10 +17,13 @@ from functions import (
     process_pr_created,
     process_pr_merged,
     process_pr_updated,
+    run_updates,
+    runs_api,
     service_hooks_api,
     service_hooks_watch,
     spaces_api,
     stacks_api,
+    status_posts,
     webhooks,
 )
 from functions._deps import services
@@ -35,3 +38,5 @@ for blueprint in (health.bp, openapi.bp, spaces_api.bp, integrations_api.bp, web
 for blueprint in (service_hooks_api.bp, service_hooks_watch.bp):
     app.register_functions(blueprint)
 app.register_functions(stacks_api.bp)
+for blueprint in (runs_api.bp, run_updates.bp, status_posts.bp):
+    app.register_functions(blueprint)

@@ -14,6 +14,7 @@ from shared.secrets import SecretStore
 from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
 from shared.services.processing import EventProcessor
+from shared.services.runs import RunService
 from shared.services.service_hooks import ServiceHookService
 from shared.services.stacks import StackService
 from shared.settings import Settings
@@ -21,6 +22,7 @@ from shared.storage.clients import StorageClients
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository
+from shared.storage.runs import ModuleVersionRepository, RunRepository
 from shared.storage.service_hooks import ServiceHookRepository
 from shared.storage.spaces import SpaceRepository
 from shared.storage.stacks import StackRepository
@@ -71,6 +73,12 @@ class Services:
     def stacks(self) -> StackService:
         return StackService(StackRepository(self.storage), self.integration_records, self.secrets,
                             self.azure_devops_client)
+
+    @cached_property
+    def runs(self) -> RunService:
+        return RunService(self.settings, RunRepository(self.storage), ModuleVersionRepository(self.storage),
+                          self.integration_records, StackRepository(self.storage), self.secrets, self.storage,
+                          self.azure_devops_client)
 
     @cached_property
     def processor(self) -> EventProcessor:

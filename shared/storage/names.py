@@ -28,3 +28,12 @@ def pat_secret_name(integration_id: str) -> str:
 
 def webhook_secret_name(integration_id: str) -> str:
     return f"integration-{integration_id}-webhook-secret"
+
+
+RUNS_TABLE = "Runs"
+MODULE_VERSIONS_TABLE = "ModuleVersions"
+# New runs for the workers that execute them, state changes reported by those workers, and the
+# commit and pull request statuses to post back to Azure DevOps (see docs/runs.md).
+RUNS_QUEUE = "runs"
+RUN_UPDATES_QUEUE = "run-updates"
+STATUS_POSTS_QUEUE = "status-posts"
