@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
@@ -32,6 +30,7 @@ from shared.core.runs import (
     status_description,
     status_state,
 )
+from shared.core.versions import CONFIG_PATH, SemanticVersion, next_version_allowed, parse_module_version
 from shared.errors import AzureDevOpsError, DependencyUnavailable, NotFound, ValidationFailed
 from shared.secrets import SecretStore
 from shared.services.access import AccessContext
@@ -146,30 +145,6 @@ class PostResult:
 
 # --- module versions ------------------------------------------------------------------------
 
-MODULE_CONFIG_PATH = ".spacelift/config.yml"
-_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-
-
-# TODO: replace with shared.core.versions.parse_module_version once that module exists.
-def parse_module_version(text: str) -> str:
-    """Return the `module_version` of a module config file; raise `ValidationFailed` if it has none."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValidationFailed(f"{MODULE_CONFIG_PATH} is not valid YAML: {error}.", field="module_version") from error
-    version = document.get("module_version") if isinstance(document, dict) else None
-    if not isinstance(version, str) or not _VERSION.fullmatch(version.strip()):
-        raise ValidationFailed(f"{MODULE_CONFIG_PATH} must set module_version to a semantic version such as "
-                               f"0.1.0, not {version!r}.", field="module_version")
-    return version.strip()
-
-
-# TODO: replace with shared.core.versions.next_version_allowed once that module exists.
-def next_version_allowed(existing: Sequence[str], candidate: str) -> bool:
-    """Tell whether `candidate` may be published next: a version is never published twice."""
-    return candidate not in existing
-
-
 def create_module_version(client: AzureDevOpsClient, versions: ModuleVersionRepository,
                           run: RunRecord) -> dict[str, Any]:
     """Read the module's config file at the run's commit and store the version it names.
@@ -177,26 +152,33 @@ def create_module_version(client: AzureDevOpsClient, versions: ModuleVersionRepo
     Return the outcome to record on the run: `created`, `missing_config`, `invalid_config` or
     `version_reused`. Azure DevOps and storage failures propagate, so the caller can retry.
     """
-    text = client.get_item_content(run.project_id, run.repository_id, MODULE_CONFIG_PATH, run.commit)
+    text = client.get_item_content(run.project_id, run.repository_id, CONFIG_PATH, run.commit)
     if text is None:
-        return {"outcome": "missing_config", "message": f"{MODULE_CONFIG_PATH} does not exist at commit "
-                                                        f"{run.commit}, so no version was published. Add it with "
-                                                        "module_version set, then push again."}
+        return {"outcome": "missing_config", "message": f"{CONFIG_PATH} does not exist at commit {run.commit}, so "
+                                                        "no version was published. Add it with module_version set, "
+                                                        "then push again."}
     try:
         version = parse_module_version(text)
     except ValidationFailed as error:
         return {"outcome": "invalid_config", "message": error.message}
-    existing = [record.version for record in versions.list_versions(run.stack_id)]
-    reused = {"outcome": "version_reused", "version": version,
-              "message": f"Version {version} of module {run.stack_id} exists already; versions are never reused. "
-                         f"Raise module_version in {MODULE_CONFIG_PATH} and push again."}
-    if not next_version_allowed(existing, version):
-        return reused
-    record = ModuleVersionRecord(module_id=run.stack_id, version=version, run_id=run.id, commit=run.commit,
+    existing = [SemanticVersion.parse(record.version) for record in versions.list_versions(run.stack_id)]
+    try:
+        next_version_allowed(version, existing)
+    except ValidationFailed as error:
+        return {"outcome": "version_reused", "version": str(version), "message": error.message}
+    record = ModuleVersionRecord(module_id=run.stack_id, version=str(version), run_id=run.id, commit=run.commit,
                                  created_at=datetime.now(UTC))
-    if not versions.create(record):
-        return reused
-    return {"outcome": "created", "version": version}
+    if not versions.create(record, precedence_key=_without_build(version)):
+        # Another run stored the same version between the check and the write.
+        return {"outcome": "version_reused", "version": str(version),
+                "message": f"module version {version} already exists; versions are never reused, so set "
+                           f"module_version in {CONFIG_PATH} to a new version"}
+    return {"outcome": "created", "version": str(version)}
+
+
+def _without_build(version: SemanticVersion) -> str:
+    """Return the version without build metadata, which semver precedence ignores."""
+    return str(replace(version, build=()))
 
 
 # --- the service ------------------------------------------------------------------------------

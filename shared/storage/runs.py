@@ -9,8 +9,8 @@ Table `Runs`, three kinds of rows:
   `RowKey = "<kind>:<stack id>:<run id>"`: an index of the runs a pull request started, so that
   cancelling them reads one small partition instead of every stack.
 
-Table `ModuleVersions`: `PartitionKey = "<module id>"`, `RowKey = <version>`; creating a row that
-exists fails, so a version is never stored twice.
+Table `ModuleVersions`: `PartitionKey = "<module id>"`, `RowKey = <version without build metadata>`;
+creating a row that exists fails, so a version is never stored twice.
 
 Run rows are changed with their ETag and read again after a concurrent write.
 """
@@ -409,13 +409,17 @@ class ModuleVersionRepository:
         with storage_errors(_DEPENDENCY):
             entities = list(self._table.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": check_key_part(module_id, "moduleId")}))
-        return [ModuleVersionRecord(entity["PartitionKey"], entity["RowKey"], entity["runId"], entity["commit"],
+        return [ModuleVersionRecord(entity["PartitionKey"], entity["version"], entity["runId"], entity["commit"],
                                     entity["createdAt"]) for entity in entities]
 
-    def create(self, record: ModuleVersionRecord) -> bool:
-        """Store a new version; return False if the module already has this version."""
+    def create(self, record: ModuleVersionRecord, *, precedence_key: str) -> bool:
+        """Store a new version; return False if the module has a version with this precedence key.
+
+        `precedence_key` is the version without build metadata, so `1.0.0+a` and `1.0.0+b`, which
+        semver treats as equal, share one row.
+        """
         entity = {"PartitionKey": check_key_part(record.module_id, "moduleId"),
-                  "RowKey": check_key_part(record.version, "version"),
+                  "RowKey": check_key_part(precedence_key, "version"), "version": record.version,
                   "runId": record.run_id, "commit": record.commit, "createdAt": record.created_at}
         try:
             with storage_errors(_DEPENDENCY):
