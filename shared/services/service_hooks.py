@@ -687,17 +687,20 @@ class ServiceHookService:
         on its next run; Azure DevOps failures are logged, not raised.
         """
         current = self._integrations.get(record.id)
+        installed = self._installed.list_for(current.id)
         refreshed: list[str] = []
+        if not installed:
+            return refreshed
         try:
             with self._client(current) as client:
-                for item in self._installed.list_for(current.id):
+                for item in installed:
                     try:
                         if self._refresh_secret(client, current, item):
                             refreshed.append(item.subscription_id)
                     except AzureDevOpsError as error:
                         logger.warning("Could not give subscription %s of integration %s the new webhook secret "
                                        "(the watcher retries): %s", item.subscription_id, current.id, error)
-        except AzureDevOpsError as error:
+        except (AzureDevOpsError, RequestError) as error:
             logger.warning("Could not update the service hooks of integration %s after a secret rotation (the "
                            "watcher retries): %s", current.id, error)
         logger.info("Gave %s subscriptions of integration %s the new webhook secret", len(refreshed), current.id)
