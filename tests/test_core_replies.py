@@ -239,10 +239,11 @@ def test_long_table_truncated() -> None:
     rows = [row(number, "name " * 30) for number in range(5000)]
     reply = render_replies([render_status(rows)])
     assert len(reply) <= DEFAULT_MAX_REPLY_LENGTH
-    shown = table_rows(reply)
-    assert 0 < len(shown) < 5000
-    assert all(len(cells(line)) == 5 for line in shown)
-    assert f"*{5000 - len(shown):,} more stacks were left out to keep this reply under 140,000 characters.*" in reply
+    shown_rows = table_rows(reply)
+    assert 0 < len(shown_rows) < 5000
+    assert all(len(cells(line)) == 5 for line in shown_rows)
+    omitted = 5000 - len(shown_rows)
+    assert f"*{omitted:,} more stacks were left out to keep this reply under 140,000 characters.*" in reply
     assert reply.rstrip().endswith("characters.*")
     assert "|\n\n*" in reply  # the count is a paragraph of its own, not a table row
 
@@ -271,7 +272,7 @@ def test_many_parts_dropped() -> None:
     parts = [render_error(error, P)] * 30
     reply = render_replies(parts, max_length=MIN_REPLY_LENGTH)
     assert len(reply) <= MIN_REPLY_LENGTH
-    assert "more answers were left out" in reply
+    assert "more replies to commands were left out" in reply
     assert reply.count("Line 1,") >= 1
 
 

@@ -159,7 +159,7 @@ def usage_text(prefix: str, name: CommandName | None = None) -> str:
 def required_role(command_name: CommandName) -> Literal["read", "write"] | None:
     """Return the role that the author needs on the stack's space, or None for `help`.
 
-    `propose` and `status` need read; `deploy`, `lock` and `unlock` need write.
+    `propose` and `status` need read. `deploy`, `lock` and `unlock` need write.
     """
     return _ROLES[command_name]
 
@@ -197,7 +197,7 @@ def parse_commands(content: str | None, prefix: str) -> list[Command | CommandEr
 
     Returns an empty list for None, for text without commands and for the service's own
     replies. Every problem of a line becomes a `CommandError` item, never an exception. At most
-    `MAX_COMMANDS` lines are parsed. When there are more, one more `CommandError` says how many
+    `MAX_COMMANDS` lines are parsed. When there are more, one more `CommandError` reports how many
     were ignored, so the list has at most `MAX_COMMANDS + 1` items. A command whose references
     would bring the comment's total above `MAX_REFERENCES` becomes a `CommandError`.
 
@@ -214,7 +214,7 @@ def parse_commands(content: str | None, prefix: str) -> list[Command | CommandEr
         if position == MAX_COMMANDS:
             ignored = len(candidates) - MAX_COMMANDS
             results.append(CommandError(
-                line=_shown(line), line_number=line_number,
+                line=_cut_for_display(line), line_number=line_number,
                 problem=(f"a comment may hold at most {MAX_COMMANDS} commands, so this line and "
                          f"{ignored - 1} more after it were ignored; write them in another comment"),
                 usage=usage_text(prefix)))
@@ -235,36 +235,36 @@ def parse_commands(content: str | None, prefix: str) -> list[Command | CommandEr
 
 
 def _parse_line(line: str, line_number: int, prefix: str) -> Command | CommandError:
-    shown = line.strip()
+    text = line.strip()
     if len(line) > MAX_LINE_LENGTH:
         return CommandError(
-            line=_shown(shown), line_number=line_number,
+            line=_cut_for_display(text), line_number=line_number,
             problem=(f"the command line has {len(line)} characters, more than the maximum of "
                      f"{MAX_LINE_LENGTH}, so it was ignored"),
             usage=usage_text(prefix))
 
-    tokens = _split_arguments(shown[len(prefix):])
+    tokens = _split_arguments(text[len(prefix):])
     if isinstance(tokens, str):
-        return CommandError(line=shown, line_number=line_number, problem=tokens, usage=usage_text(prefix))
+        return CommandError(line=text, line_number=line_number, problem=tokens, usage=usage_text(prefix))
     if not tokens:
-        return CommandError(line=shown, line_number=line_number, problem="the command is missing",
+        return CommandError(line=text, line_number=line_number, problem="the command is missing",
                             usage=usage_text(prefix))
 
     name = _command_name(tokens[0].text)
     if name is None:
-        return CommandError(line=shown, line_number=line_number, problem=_unknown_command(tokens[0].text),
+        return CommandError(line=text, line_number=line_number, problem=_unknown_command(tokens[0].text),
                             usage=usage_text(prefix))
 
     def error(problem: str) -> CommandError:
-        return CommandError(line=shown, line_number=line_number, problem=problem,
+        return CommandError(line=text, line_number=line_number, problem=problem,
                             usage=usage_text(prefix, name), command_name=name)
 
     arguments = tokens[1:]
     if name in ("help", "status") and arguments:
         return error(f"{name} takes no arguments, but {_count(len(arguments), 'was', 'were')} given")
     if name in ("deploy", "lock", "unlock") and len(arguments) != 1:
-        given = "none was" if not arguments else _count(len(arguments), "was", "were")
-        return error(f"{name} takes exactly one stack, but {given} given")
+        count_given = "none was" if not arguments else _count(len(arguments), "was", "were")
+        return error(f"{name} takes exactly one stack, but {count_given} given")
 
     references: list[StackReference] = []
     seen: set[tuple[ReferenceKind | None, str]] = set()
@@ -278,7 +278,7 @@ def _parse_line(line: str, line_number: int, prefix: str) -> Command | CommandEr
         if key not in seen:
             seen.add(key)
             references.append(reference)
-    return Command(name=name, references=tuple(references), line=shown, line_number=line_number)
+    return Command(name=name, references=tuple(references), line=text, line_number=line_number)
 
 
 def _command_name(word: str) -> CommandName | None:
@@ -301,7 +301,7 @@ def _count(number: int, singular_verb: str, plural_verb: str) -> str:
     return f"{number} {singular_verb if number == 1 else plural_verb}"
 
 
-def _shown(line: str) -> str:
+def _cut_for_display(line: str) -> str:
     return line if len(line) <= _SHOWN_LINE_LENGTH else line[:_SHOWN_LINE_LENGTH - 1] + "…"
 
 
@@ -310,8 +310,8 @@ def _shown(line: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Token:
-    """An argument with its quotes removed. `head` is the text before the first quote, where
-    a `stack:` or `module:` kind may stand."""
+    """An argument with its quotes removed. `head` is the text before the first quote, the only
+    place where a `stack:` or `module:` kind is recognised."""
 
     text: str
     head: str
@@ -394,7 +394,12 @@ _ASCII_PUNCTUATION: Final = frozenset(string.punctuation)
 
 def _command_lines(content: str, prefix: str) -> list[tuple[int, str]]:
     """Return (line number, line) for each line that starts with the prefix outside code,
-    quotes and hidden text."""
+    quotes and hidden text.
+
+    NOTE: a line right after a quoted line, with no blank line between, renders inside the quote
+    (lazy continuation) but is still read as a command, because only lines starting with `>`
+    count as quoted. HTML blocks other than comments (`<pre>`, `<details>`) are not recognised.
+    """
     lines = _LINE_BREAK.split(content)
     paragraphs = _paragraphs(lines)
     hidden_starts = _lines_starting_hidden(lines, paragraphs)

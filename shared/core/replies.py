@@ -1,6 +1,6 @@
 """Markdown replies to pull request comment commands.
 
-Each `render_*` function returns a `ReplyPart`: the answer to one command, split into fixed
+Each `render_*` function returns a `ReplyPart`: the reply to one command, split into fixed
 blocks and a list of items (table rows or list items). `render_replies` joins the parts of one
 comment in order, starts the text with `REPLY_MARKER` and keeps it within `max_length`
 characters. Azure DevOps accepts at most 150,000 characters per comment, and the default of
@@ -74,7 +74,7 @@ class StatusRow:
 
 @dataclass(frozen=True, slots=True)
 class ReplyPart:
-    """The markdown answer to one command.
+    """The markdown reply to one command.
 
     `lead` and `trailer` are whole markdown blocks that are always shown. `items` are lines
     (table rows under `table_header`, or list items when `table_header` is empty) that
@@ -93,16 +93,16 @@ class ReplyPart:
         return len(self.to_markdown(0, max_length)) + (len(_omission(len(self.items), self.item_noun, max_length))
                                                      if self.items else 0)
 
-    def to_markdown(self, shown: int, max_length: int) -> str:
-        """Return the part with its first `shown` items and, when items are left out, the line
+    def to_markdown(self, item_count: int, max_length: int) -> str:
+        """Return the part with its first `item_count` items and, when items are left out, the line
         that counts them."""
         blocks = [self.lead]
         if self.items:
-            lines = ([self.table_header] if self.table_header else []) + list(self.items[:shown])
+            lines = ([self.table_header] if self.table_header else []) + list(self.items[:item_count])
             if lines:
                 blocks.append("\n".join(lines))
-            if shown < len(self.items):
-                blocks.append(_omission(len(self.items) - shown, self.item_noun, max_length))
+            if item_count < len(self.items):
+                blocks.append(_omission(len(self.items) - item_count, self.item_noun, max_length))
         if self.trailer:
             blocks.append(self.trailer)
         return "\n\n".join(blocks)
@@ -112,7 +112,7 @@ class ReplyPart:
 
 
 def render_replies(parts: Sequence[ReplyPart], max_length: int = DEFAULT_MAX_REPLY_LENGTH) -> str:
-    """Join the answers to the commands of one comment, in order, into one reply.
+    """Join the replies to the commands of one comment, in order, into one reply.
 
     The reply starts with `REPLY_MARKER` and has at most `max_length` characters. Items are left
     out from the end of each part's list when needed, and whole parts from the end when even
@@ -123,28 +123,28 @@ def render_replies(parts: Sequence[ReplyPart], max_length: int = DEFAULT_MAX_REP
     if max_length < MIN_REPLY_LENGTH:
         raise ValueError(f"max_length is {max_length}; a reply needs at least {MIN_REPLY_LENGTH} characters")
 
-    kept = list(parts)
+    fitting_parts = list(parts)
     header = REPLY_MARKER + "\n\n"
     dropped_note = ""
     while True:
-        dropped = len(parts) - len(kept)
+        dropped = len(parts) - len(fitting_parts)
         dropped_note = _dropped_note(dropped, max_length) if dropped else ""
-        fixed = (len(header) + sum(part.fixed_length(max_length) for part in kept)
-                 + len(_PART_SEPARATOR) * len(kept) + len(dropped_note))
-        if fixed <= max_length or not kept:
+        fixed = (len(header) + sum(part.fixed_length(max_length) for part in fitting_parts)
+                 + len(_PART_SEPARATOR) * len(fitting_parts) + len(dropped_note))
+        if fixed <= max_length or not fitting_parts:
             break
-        kept.pop()
+        fitting_parts.pop()
 
     remaining = max_length - fixed
     bodies: list[str] = []
-    for part in kept:
-        shown = 0
+    for part in fitting_parts:
+        item_count = 0
         for item in part.items:
             if len(item) + 1 > remaining:
                 break
             remaining -= len(item) + 1
-            shown += 1
-        bodies.append(part.to_markdown(shown, max_length))
+            item_count += 1
+        bodies.append(part.to_markdown(item_count, max_length))
     if dropped_note:
         bodies.append(dropped_note)
     return header + _PART_SEPARATOR.join(bodies)
@@ -155,12 +155,12 @@ def _omission(count: int, noun: str, max_length: int) -> str:
 
 
 def _dropped_note(count: int, max_length: int) -> str:
-    answers = "answer was" if count == 1 else "answers were"
-    return (f"*{count:,} more {answers} left out to keep this reply under {max_length:,} characters. "
+    replies = "reply to a command was" if count == 1 else "replies to commands were"
+    return (f"*{count:,} more {replies} left out to keep this reply under {max_length:,} characters. "
             "Write those commands in another comment.*")
 
 
-# --- answers ----------------------------------------------------------------------------------
+# --- replies ----------------------------------------------------------------------------------
 
 
 def render_help(prefix: str) -> ReplyPart:
@@ -238,7 +238,7 @@ def render_error(error: CommandError, prefix: str) -> ReplyPart:
 
 
 def render_locked(stack_name: str, stack_id: str, prefix: str) -> ReplyPart:
-    """Render the answer to a lock that this pull request now holds."""
+    """Render the reply to a lock that this pull request now holds."""
     stack = _stack(stack_name, stack_id, in_table=False)
     unlock = _code(f"{prefix} unlock {stack_id}")
     return ReplyPart(lead=(f"Locked stack {stack} to this pull request. Other pull requests cannot lock or "
@@ -246,7 +246,7 @@ def render_locked(stack_name: str, stack_id: str, prefix: str) -> ReplyPart:
 
 
 def render_unlocked(stack_name: str, stack_id: str) -> ReplyPart:
-    """Render the answer to an unlock of a stack that this pull request held."""
+    """Render the reply to an unlock of a stack that this pull request held."""
     stack = _stack(stack_name, stack_id, in_table=False)
     return ReplyPart(lead=f"Unlocked stack {stack}. Other pull requests can lock and deploy it again.")
 
@@ -262,7 +262,7 @@ def render_lock_conflict(stack: str, holder_pull_request_id: int) -> ReplyPart:
 
 
 def render_closed_pull_request(status: str) -> ReplyPart:
-    """Render the single answer to comments on a completed or abandoned pull request."""
+    """Render the reply sent once to comments on a completed or abandoned pull request."""
     lead = f"This pull request is {_text(status)}, so stackhook runs no commands from its comments."
     if status.strip().lower() == "abandoned":
         lead += " Reactivate it to use commands again."
@@ -349,7 +349,7 @@ def _plural(count: int, singular: str, plural: str) -> str:
 
 def _longest_run(text: str, character: str) -> int:
     longest = current = 0
-    for each in text:
-        current = current + 1 if each == character else 0
+    for current_character in text:
+        current = current + 1 if current_character == character else 0
         longest = max(longest, current)
     return longest
