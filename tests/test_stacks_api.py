@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,7 +39,7 @@ from shared.services.stacks import (
 )
 from shared.settings import Settings
 from shared.storage.clients import StorageClients
-from shared.storage.stacks import StackRepository
+from shared.storage.stacks import StackRecord, StackRepository
 from tests.api_helpers import (
     create_space,
     current_default,
@@ -632,3 +633,31 @@ def test_routes_follow_changes(api: Api, setup: Setup, created: list[str], repos
     assert api.as_admin("DELETE", path).status_code == 204
     assert stack["id"] not in ids(setup.parent_integration, ACCENTED_REPOSITORY_ID)
     assert repository.by_integration(setup.parent_integration) == []
+
+
+def test_create_many_indexes(repository: StackRepository) -> None:
+    integration_id = unique("bulk")
+    now = datetime.now(UTC)
+    records = [StackRecord(kind=kind, id=unique(kind), name=kind, space_id="root", integration_id=integration_id,
+                           project_id=PROJECT_ID, project_name=PROJECT_NAME, repository_id=repository_id,
+                           repository_name="r", tracked_branch="main", project_root="", additional_project_globs=(),
+                           labels=(), description="", created_at=now, updated_at=now, created_by="test",
+                           updated_by="test", terraform_provider="azurerm" if kind == "module" else None,
+                           module_name="vpc" if kind == "module" else None)
+               for kind, repository_id in (("stack", REPOSITORY_ID), ("module", REPOSITORY_ID),
+                                           ("stack", ACCENTED_REPOSITORY_ID))]
+
+    repository.create_many(records)
+    try:
+        routed = repository.routes_for(integration_id, REPOSITORY_ID)
+        stored = repository.get("module", records[1].id)
+        by_integration = repository.by_integration(integration_id)
+    finally:
+        for record in records:
+            repository.delete(record)
+
+    assert sorted(route.id for route in routed) == sorted([records[0].id, records[1].id])
+    assert (stored.terraform_provider, stored.module_name) == ("azurerm", "vpc")
+    assert sorted(record.id for record in by_integration) == sorted(record.id for record in records)
+    assert repository.routes_for(integration_id, REPOSITORY_ID) == []
+    assert repository.find("stack", records[0].id) is None

@@ -9,7 +9,7 @@ The two tables cannot share a transaction. Writes go in an order that a repeated
 create writes the stack and then its route, and removes the stack again if the route fails.
 Replace writes the stack and then rewrites its route. Delete removes the route and then the stack.
 NOTE: a process that dies between the two writes of `replace` leaves the route stale until the
-next update of that stack; nothing repairs it in the background yet.
+next update of that stack. Nothing repairs it in the background yet.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 STACK_KINDS = ("stack", "module")
 _DEPENDENCY = "Table Storage"
 _KEY_SEPARATOR = "|"
+_TRANSACTION_LIMIT = 100  # operations per Table Storage transaction, all in one partition
 
 
 def route_partition(integration_id: str, repository_id: str) -> str:
@@ -274,6 +276,21 @@ class StackRepository:
             raise
         return self.get(record.kind, record.id)
 
+    def create_many(self, records: Sequence[StackRecord]) -> None:
+        """Insert many new stacks and their routes in transactions of up to 100 rows per partition.
+
+        For bulk loads such as benchmarks and imports: each transaction is atomic, the load as a
+        whole is not, and a taken id fails its whole transaction with `TableTransactionError`.
+        """
+        for record in records:
+            _check_kind(record.kind)
+        stack_rows = _partition_batches(record.to_entity() for record in records)
+        route_rows = _partition_batches(record.to_route_entity() for record in records)
+        for table, batches in ((self._stacks, stack_rows), (self._routes, route_rows)):
+            for batch in batches:
+                with storage_errors(_DEPENDENCY):
+                    table.submit_transaction([("create", entity) for entity in batch])
+
     def replace(self, record: StackRecord, if_match: str | None = None, *,
                 previous: StackRecord | None = None) -> StackRecord:
         """Write `record` over the stored one (with `if_match`, only if the ETag still matches), then
@@ -348,3 +365,12 @@ class StackRepository:
 def _check_kind(kind: str) -> None:
     if kind not in STACK_KINDS:
         raise ValueError(f"kind {kind!r} is not a stack kind; use one of {', '.join(STACK_KINDS)}")
+
+
+def _partition_batches(entities: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Group entities by partition key into lists of at most `_TRANSACTION_LIMIT`."""
+    by_partition: dict[str, list[dict[str, Any]]] = {}
+    for entity in entities:
+        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+    return [rows[start:start + _TRANSACTION_LIMIT] for rows in by_partition.values()
+            for start in range(0, len(rows), _TRANSACTION_LIMIT)]
