@@ -22,8 +22,8 @@ def post_run_statuses(message: func.QueueMessage) -> None:
     except ValidationFailed as error:
         logger.error("Dropped status post %s: %s", message.id, error)
         return
-    # Azure DevOps failures are recorded on the run and queued again with a delay by the service;
-    # storage failures propagate, so the queue retries the message.
+    # The service records Azure DevOps failures on the run and queues a retry with a delay itself.
+    # Storage failures propagate, so the queue retries the message.
     result = services().runs.post_statuses(post)
     if result.outcome == "run_missing":
         logger.warning("Dropped status post %s: run %s of %s %s does not exist", message.id, post.run_id,

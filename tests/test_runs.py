@@ -1,6 +1,6 @@
-"""Runs end to end: creation with deduplication (in process, against the stack's Azurite, Key Vault
-and fake Azure DevOps), worker updates through the `run-updates` queue of the running host, and the
-commit and pull request statuses the host posts back to the fake Azure DevOps server."""
+"""Runs end to end. Runs are created in process, against the stack's Azurite, Key Vault and fake
+Azure DevOps. Worker updates go through the `run-updates` queue of the running host, and the tests
+check the commit and pull request statuses the host posts to the fake Azure DevOps server."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Runs: creating them from run requests, applying the states workers report, posting commit and
 pull request statuses back to Azure DevOps, and storing module versions.
 
-The queues and messages are described in docs/runs.md. Every Azure DevOps call here goes through
-the `status-posts` queue or the `run-updates` queue, so a failed call is retried by the queue and
-never loses a run.
+The queues and messages are described in docs/runs.md. Azure DevOps is called only while handling
+a `status-posts` or `run-updates` message. A failed call is then retried through the queue, and the
+run stays stored whatever the outcome.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _without_build(version: SemanticVersion) -> str:
 
 
 class RunService:
-    """Creates runs, applies worker updates, posts statuses and answers the runs API."""
+    """Creates runs, applies worker updates, posts statuses and reads runs for the API."""
 
     def __init__(self, settings: Settings, runs: RunRepository, versions: ModuleVersionRepository,
                  integrations: IntegrationRepository, stacks: StackRepository, secrets: SecretStore,
@@ -256,7 +256,7 @@ class RunService:
             def cancel(current: RunRecord) -> RunRecord | None:
                 if current.state != RunState.QUEUED.value:
                     return None
-                return _with_state(current, RunState.CANCELED, reason)
+                return _with_state(current, apply_transition(RunState.QUEUED, RunState.CANCELED), reason)
 
             updated, written = self._runs.modify(run.stack_kind, run.stack_id, run.id, cancel)
             if written:

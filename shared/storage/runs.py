@@ -79,7 +79,7 @@ def _iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class StatusPost:
-    """Where posting the run's statuses to Azure DevOps stands.
+    """The progress of posting the run's statuses to Azure DevOps.
 
     `outcome` is `pending` (queued), `retrying` (a post failed and is queued again), `posted`,
     `failed` (given up) or `skipped` (nothing to post, see `note`). `last_error_*` keep the most
