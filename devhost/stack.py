@@ -131,18 +131,19 @@ class LocalStack:
         raise RuntimeError(f"The Functions host did not answer /api/health within {wait_seconds} seconds.")
 
     def wait_for_processing(self, timeout: float = 60.0) -> None:
-        """Wait until the event and connection-test queues are empty (messages in flight count)."""
+        """Wait until the queues the app consumes are empty (messages in flight count)."""
         from azure.storage.queue import QueueServiceClient
 
-        from shared.storage.names import CONNECTION_TEST_QUEUE, EVENT_QUEUES
+        from shared.storage import names
 
         assert self.azurite is not None
         service = QueueServiceClient.from_connection_string(self.azurite.connection_string)
-        names = [*EVENT_QUEUES.values(), CONNECTION_TEST_QUEUE]
+        queues = [*names.EVENT_QUEUES.values(), names.CONNECTION_TEST_QUEUE, names.RUN_UPDATES_QUEUE,
+                  names.STATUS_POSTS_QUEUE]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             waiting = 0
-            for name in names:
+            for name in queues:
                 try:
                     waiting += service.get_queue_client(name).get_queue_properties().approximate_message_count or 0
                 except ResourceNotFoundError:

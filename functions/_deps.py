@@ -62,7 +62,7 @@ class Services:
     @cached_property
     def integrations(self) -> IntegrationService:
         return IntegrationService(self.settings, self.integration_records, self.secrets, self.storage,
-                                  self.azure_devops_client, self.deliveries)
+                                  self.azure_devops_client, self.deliveries, self.service_hooks)
 
     @cached_property
     def service_hooks(self) -> ServiceHookService:

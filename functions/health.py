@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import azure.functions as func
@@ -28,6 +29,17 @@ def _timed(check: Callable[[], None]) -> HealthCheck:
     return HealthCheck(ok=True, milliseconds=round((time.perf_counter() - started) * 1000, 1))
 
 
+def _warning_counts() -> dict[str, int]:
+    """Count the integrations' warnings by code; the details are on each integration (admins only)."""
+    counts: Counter[str] = Counter()
+    try:
+        for warning in services().service_hooks.warnings():
+            counts[str(warning.get("code", "unknown"))] += 1
+    except StackhookError:
+        return {}
+    return dict(counts)
+
+
 @bp.route(route=HEALTH_ROUTE, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     app = services()
@@ -37,5 +49,6 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         "keyVault": _timed(app.secrets.ping),
     }
     healthy = all(check.ok for check in checks.values())
-    body = HealthOut(status="ok" if healthy else "degraded", version=APP_VERSION, checks=checks)
+    body = HealthOut(status="ok" if healthy else "degraded", version=APP_VERSION, checks=checks,
+                     warnings=_warning_counts() if checks["tables"].ok else {})
     return json_response(200 if healthy else 503, body)

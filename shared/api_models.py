@@ -179,3 +179,6 @@ class HealthOut(ApiModel):
     status: Literal["ok", "degraded"]
     version: str
     checks: dict[str, HealthCheck]
+    warnings: dict[str, int] = Field(default_factory=dict, description=(
+        "Integration warnings by code, such as service-hook subscriptions on probation or disabled; "
+        "the details are on each integration."))

@@ -22,6 +22,7 @@ from functions._deps import Services
 from shared.services.service_hooks import COMMENT_EVENT, RESOURCE_VERSIONS
 from shared.settings import Settings
 from shared.storage.deliveries import NewDelivery
+from shared.storage.names import webhook_secret_name
 from shared.storage.service_hooks import ServiceHookRepository
 from tests.api_helpers import delete_integration, error_of, unique, user, wait_for_connection_test
 from tests.fixtures.app_host import Api, basic_auth
@@ -345,17 +346,15 @@ def test_remove_all_deletes(api: Api, fake: FakeAzureDevOps, local: Services, in
 
 # Secret rotation
 
-def test_rotation_updates_secret(api: Api, fake: FakeAzureDevOps, local: Services, integration: dict[str, Any],
+def test_rotation_updates_secret(api: Api, fake: FakeAzureDevOps, integration: dict[str, Any],
                                  project: dict[str, str]) -> None:
     _install(api, integration["id"], {"project": project["name"]})
-    response = api.as_admin("POST", f"/api/integrations/{integration['id']}/rotate-secret", {})
-    assert response.status_code == 200, response.text
-    new_secret = response.json()["webhookSecret"]
     fake.clear()
 
-    updated = local.service_hooks.after_secret_rotation(local.integration_records.get(integration["id"]))
+    response = api.as_admin("POST", f"/api/integrations/{integration['id']}/rotate-secret", {})
 
-    assert len(updated) == 5
+    assert response.status_code == 200, response.text
+    new_secret = response.json()["webhookSecret"]
     puts = fake.find("PUT", "/_apis/hooks/subscriptions/")
     assert len(puts) == 5
     assert {put.body["consumerInputs"]["basicAuthPassword"] for put in puts} == {new_secret}
@@ -364,16 +363,31 @@ def test_rotation_updates_secret(api: Api, fake: FakeAzureDevOps, local: Service
     assert len(again["unchanged"]) == 5
 
 
+def test_rotation_update_is_idempotent(api: Api, fake: FakeAzureDevOps, local: Services,
+                                       integration: dict[str, Any], project: dict[str, str]) -> None:
+    _install(api, integration["id"], {"project": project["name"]})
+    api.as_admin("POST", f"/api/integrations/{integration['id']}/rotate-secret", {})
+    fake.clear()
+
+    updated = local.service_hooks.after_secret_rotation(local.integration_records.get(integration["id"]))
+
+    assert updated == []
+    assert fake.find("PUT", "/_apis/hooks/subscriptions/") == []
+
+
 def test_watch_updates_stale_secret(api: Api, fake: FakeAzureDevOps, local: Services, integration: dict[str, Any],
                                     project: dict[str, str]) -> None:
     _install(api, integration["id"], {"project": project["name"]})
-    rotated = api.as_admin("POST", f"/api/integrations/{integration['id']}/rotate-secret", {})
-    new_secret = rotated.json()["webhookSecret"]
+    # Rotate in-process without the subscription update, as if Azure DevOps was unreachable then.
+    record = local.integration_records.get(integration["id"])
+    version = local.secrets.set(webhook_secret_name(record.id), "rotated-while-unreachable-0123456789abcdef")
+    local.integration_records.update_fields(record, webhook_secret_version=version)
     fake.clear()
 
     local.service_hooks.watch(local.integration_records.get(integration["id"]))
 
-    assert {put.body["consumerInputs"]["basicAuthPassword"] for put in fake.find("PUT")} == {new_secret}
+    assert {put.body["consumerInputs"]["basicAuthPassword"] for put in fake.find("PUT")} == {
+        "rotated-while-unreachable-0123456789abcdef"}
     assert len(fake.find("PUT")) == 5
 
 

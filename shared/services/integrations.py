@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from shared.ado.client import AzureDevOpsClient
 from shared.api_models import (
@@ -50,6 +50,14 @@ WEBHOOK_SECRET_BYTES = 48  # 64 URL-safe characters: printable, no whitespace, w
 ClientFactory = Callable[[str, str], AzureDevOpsClient]
 
 
+class ServiceHookLifecycle(Protocol):
+    """What happens to the Azure DevOps subscriptions stackhook installed for an integration."""
+
+    def after_secret_rotation(self, record: IntegrationRecord) -> list[str]: ...
+
+    def remove_all(self, record: IntegrationRecord) -> object: ...
+
+
 def generate_webhook_secret() -> str:
     return secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
 
@@ -62,10 +70,12 @@ class IntegrationService:
     """The integration use cases, each checked against the caller's roles."""
 
     def __init__(self, settings: Settings, repository: IntegrationRepository, secret_store: SecretStore,
-                 clients: StorageClients, client_factory: ClientFactory, deliveries: DeliveryRepository) -> None:
+                 clients: StorageClients, client_factory: ClientFactory, deliveries: DeliveryRepository,
+                 service_hooks: ServiceHookLifecycle | None = None) -> None:
         self._settings = settings
         self._repository = repository
         self._deliveries = deliveries
+        self._service_hooks = service_hooks
         self._secrets = secret_store
         self._clients = clients
         self._client_factory = client_factory
@@ -199,6 +209,10 @@ class IntegrationService:
 
     def delete(self, context: AccessContext, integration_id_: str) -> IntegrationRecord:
         record = self.get_for_admin(context, integration_id_, "delete")
+        if self._service_hooks is not None:
+            # Subscriptions go first, while the integration's token can still reach Azure DevOps;
+            # failures are reported by remove_all and do not stop the delete.
+            self._service_hooks.remove_all(record)
         self._repository.delete(record)
         # The delivery log and its deduplication keys go too: a recreated integration with the
         # same name starts with a clean log.
@@ -226,6 +240,10 @@ class IntegrationService:
             previous_secret_valid_until=grace_until, updated_at=now, updated_by=context.actor)
         logger.info("Rotated the webhook secret of integration %s by %s (grace %s minutes)", record.id,
                     context.actor, body.grace_period_minutes)
+        if self._service_hooks is not None:
+            # The new secret is valid at once, so installed subscriptions switch to it now; the grace
+            # period covers subscriptions created by hand and deliveries already under way.
+            self._service_hooks.after_secret_rotation(updated)
         return updated
 
     def test(self, context: AccessContext, integration_id_: str) -> IntegrationRecord:
