@@ -14,6 +14,7 @@ from shared.secrets import SecretStore
 from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
 from shared.services.processing import EventProcessor
+from shared.services.routing import EventRouter
 from shared.services.runs import RunService
 from shared.services.service_hooks import ServiceHookService
 from shared.services.stacks import StackService
@@ -82,7 +83,13 @@ class Services:
 
     @cached_property
     def processor(self) -> EventProcessor:
-        return EventProcessor(self.integration_records, self.deliveries, PullRequestRepository(self.storage))
+        return EventProcessor(self.integration_records, self.deliveries, PullRequestRepository(self.storage),
+                              self.router)
+
+    @cached_property
+    def router(self) -> EventRouter:
+        return EventRouter(StackRepository(self.storage), self.runs, RunRepository(self.storage), self.secrets,
+                           self.azure_devops_client)
 
     @cached_property
     def ingestion(self) -> WebhookIngestion:

@@ -309,12 +309,10 @@ def _commit_changes(repository: Repository, call: Call, commit_id: str) -> Reply
 
 
 def _diff_commits(state: CollectionState, repository: Repository, call: Call) -> Reply:
-    base_id = _commit(repository, call.query.get("baseVersion") or "")
-    target_id = _commit(repository, call.query.get("targetVersion") or "")
-    for name in ("baseVersionType", "targetVersionType"):
-        if call.query.get(name, "commit").lower() != "commit":
-            raise ApiError(400, "InvalidArgumentValueException",
-                           f"The fake server resolves only commit ids in diffs; {name} must be commit.")
+    # Azure DevOps defaults both version types to branch; commit ids and tags resolve too.
+    base_id = resolve_commit(repository, call.query.get("baseVersion") or None, call.query.get("baseVersionType"))
+    target_id = resolve_commit(repository, call.query.get("targetVersion") or None,
+                               call.query.get("targetVersionType"))
     common = state.merge_base(repository, base_id, target_id)
     compare_from = base_id
     if call.query.get("diffCommonCommit", "true").lower() == "true" and common is not None:

@@ -200,16 +200,22 @@ class AzureDevOpsClient:
                 return changes
             skip += len(entries)
 
-    def diff_commits_detailed(self, project: str, repository: str, base: str, target: str) -> list[FileChange]:
-        """Return the files changed between `base` and `target` (from their common commit), all pages."""
+    def diff_commits_detailed(self, project: str, repository: str, base: str, target: str, *,
+                              base_type: str = "commit", target_type: str = "commit") -> list[FileChange]:
+        """Return the files changed between `base` and `target` (from their common commit), all pages.
+
+        A version type is `commit`, `branch` (a short branch name) or `tag`.
+        """
         path = f"{self._repository_path(project, repository)}/diffs/commits"
-        params = {"baseVersion": base, "baseVersionType": "commit", "targetVersion": target,
-                  "targetVersionType": "commit"}
+        params = {"baseVersion": base, "baseVersionType": base_type, "targetVersion": target,
+                  "targetVersionType": target_type}
         return [change for page in self._skip_pages(path, params, "changes") for change in _file_changes(page)]
 
-    def diff_commits(self, project: str, repository: str, base: str, target: str) -> list[str]:
-        """Return the changed paths between two commits; a rename lists the old and the new path."""
-        return changed_paths(self.diff_commits_detailed(project, repository, base, target))
+    def diff_commits(self, project: str, repository: str, base: str, target: str, *,
+                     base_type: str = "commit", target_type: str = "commit") -> list[str]:
+        """Return the changed paths between two versions; a rename lists the old and the new path."""
+        return changed_paths(self.diff_commits_detailed(project, repository, base, target, base_type=base_type,
+                                                        target_type=target_type))
 
     # Pull requests ----------------------------------------------------------------------------------
 

@@ -9,27 +9,38 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.ado.events import parse_envelope
 from shared.core.events import (
     CommentEvent,
     DomainEvent,
+    MergeOutcome,
+    PullRequestChange,
     PullRequestEvent,
     PushEvent,
     classify_merge_attempt,
     classify_pull_request_update,
     to_domain_event,
 )
-from shared.errors import NotFound, StackhookError, ValidationFailed
+from shared.errors import AzureDevOpsError, NotFound, StackhookError, ValidationFailed
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository, StateChanged
 
+if TYPE_CHECKING:
+    from shared.services.routing import EventRouter
+
 logger = logging.getLogger(__name__)
 
-_STATE_RETRIES = 3
+# Each round of concurrent writers of one pull request's state lets one of them win, so the
+# attempts must cover the queues' concurrency (batchSize 4 on each of three pull request queues).
+# The random pause spreads the next round out.
+_STATE_ATTEMPTS = 12
+_STATE_MAX_PAUSE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -58,14 +69,25 @@ class Outcome:
     classification: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class _Classified:
+    """A classification plus what routing needs to know about a pull request event."""
+
+    outcome: Outcome
+    change: PullRequestChange | None = None
+    merge: MergeOutcome | None = None
+    previous_merge: str | None = None
+
+
 class EventProcessor:
     """Processes deliveries of every handled event type."""
 
     def __init__(self, integrations: IntegrationRepository, deliveries: DeliveryRepository,
-                 pull_requests: PullRequestRepository) -> None:
+                 pull_requests: PullRequestRepository, router: EventRouter | None = None) -> None:
         self._integrations = integrations
         self._deliveries = deliveries
         self._pull_requests = pull_requests
+        self._router = router
 
     def process(self, message: QueuedDelivery, attempt: int) -> Outcome | None:
         """Process one delivery; return None when there is nothing left to process.
@@ -107,12 +129,36 @@ class EventProcessor:
             logger.warning("Could not record the failure of delivery %s: %s", message.delivery_id, record_error)
 
     def _classify(self, integration_id: str, event: DomainEvent) -> Outcome:
-        if isinstance(event, PushEvent):
-            return self._push(event)
-        if isinstance(event, PullRequestEvent):
-            return self._pull_request(integration_id, event)
+        if isinstance(event, CommentEvent):
+            integration = self._integrations.find(integration_id)
+            return self._comment(event, integration.identity_id if integration else None)
+        classified = _Classified(self._push(event)) if isinstance(event, PushEvent) \
+            else self._pull_request(integration_id, event)
+        if self._router is None or classified.outcome.outcome != "processed":
+            return classified.outcome
+        return self._route(integration_id, event, classified)
+
+    def _route(self, integration_id: str, event: PushEvent | PullRequestEvent, classified: _Classified) -> Outcome:
+        """Start or cancel the runs the event causes, and add what happened to the outcome."""
+        assert self._router is not None
+        outcome = classified.outcome
         integration = self._integrations.find(integration_id)
-        return self._comment(event, integration.identity_id if integration else None)
+        if integration is None:
+            return outcome
+        try:
+            if isinstance(event, PushEvent):
+                result = self._router.push(integration, event)
+            elif event.kind == "merge_attempted":
+                assert classified.merge is not None
+                result = self._router.merge_attempt(integration, event, classified.merge, classified.previous_merge)
+            else:
+                result = self._router.pull_request(integration, event, classified.change)
+        except AzureDevOpsError as error:
+            # Transient failures were raised as DependencyUnavailable and are retried by the queue;
+            # what is left (a rejected token, a missing repository) needs a person.
+            return Outcome("failed", f"{outcome.reason} Starting runs failed: {error}", outcome.classification)
+        classification = {**(outcome.classification or {}), "routing": result.summary()}
+        return Outcome(outcome.outcome, f"{outcome.reason} {result.note}", classification)
 
     @staticmethod
     def _push(event: PushEvent) -> Outcome:
@@ -126,10 +172,10 @@ class EventProcessor:
             reason += f" {others} tag or deleted ref(s) start nothing."
         return Outcome("processed", reason, event.summary())
 
-    def _pull_request(self, integration_id: str, event: PullRequestEvent) -> Outcome:
+    def _pull_request(self, integration_id: str, event: PullRequestEvent) -> _Classified:
         repository_id = event.repository.repository_id
         pull_request = event.pull_request
-        for _ in range(_STATE_RETRIES):
+        for _ in range(_STATE_ATTEMPTS):
             stored = self._pull_requests.get(integration_id, repository_id, pull_request.pull_request_id)
             try:
                 if event.kind == "merge_attempted":
@@ -141,22 +187,30 @@ class EventProcessor:
                                            merge_commit=pull_request.merge_commit)
                         self._pull_requests.save(integration_id, repository_id, snapshot,
                                                  merge_outcome=merge.value, etag=stored.etag)
+                    else:
+                        self._pull_requests.record_merge_outcome(integration_id, repository_id,
+                                                                 pull_request.pull_request_id, merge.value)
                     reason = f"Merge attempted: {merge.value} (not a completion)."
-                    return Outcome("processed", reason, event.summary())
+                    return _Classified(Outcome("processed", reason, event.summary()), merge=merge,
+                                       previous_merge=stored.merge_outcome)
                 previous = None if event.kind == "created" else stored.snapshot
                 change = classify_pull_request_update(previous, pull_request)
                 self._pull_requests.save(integration_id, repository_id, pull_request,
                                          merge_outcome=stored.merge_outcome, etag=stored.etag)
             except StateChanged:
+                time.sleep(random.uniform(0, _STATE_MAX_PAUSE_SECONDS))  # noqa: S311 - jitter, not a secret
                 continue
             kinds = ", ".join(sorted(change.kinds))
             if change.starts_runs:
-                return Outcome("processed", f"Pull request {event.kind} ({kinds}): starts proposed runs.",
-                               event.summary(change))
-            if change.cancels_runs:
-                return Outcome("processed", f"Pull request {event.kind} ({kinds}): cancels queued runs.",
-                               event.summary(change))
-            return Outcome("ignored", f"Pull request {event.kind} ({kinds}): starts no run.", event.summary(change))
+                outcome = Outcome("processed", f"Pull request {event.kind} ({kinds}): starts proposed runs.",
+                                  event.summary(change))
+            elif change.cancels_runs:
+                outcome = Outcome("processed", f"Pull request {event.kind} ({kinds}): cancels queued runs.",
+                                  event.summary(change))
+            else:
+                outcome = Outcome("ignored", f"Pull request {event.kind} ({kinds}): starts no run.",
+                                  event.summary(change))
+            return _Classified(outcome, change=change)
         raise StateChanged(pull_request.pull_request_id)
 
     @staticmethod

@@ -62,6 +62,14 @@ class PullRequestRepository:
             snapshot = None
         return StoredPullRequest(snapshot, entity.get("mergeOutcome") or None, entity.metadata.get("etag"))
 
+    def record_merge_outcome(self, integration_id: str, repository_id: str, pull_request_id: int,
+                             merge_outcome: str) -> None:
+        """Store only the merge outcome, for a pull request whose state was not seen yet."""
+        entity = {"PartitionKey": integration_id, "RowKey": self._key(repository_id, pull_request_id),
+                  "mergeOutcome": merge_outcome, "updatedAt": datetime.now(UTC)}
+        with storage_errors(_DEPENDENCY):
+            self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
     def save(self, integration_id: str, repository_id: str, snapshot: PullRequestSnapshot, *,
              merge_outcome: str | None, etag: str | None) -> None:
         """Store the snapshot; raise `StateChanged` when the row changed since `etag` was read."""
