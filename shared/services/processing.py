@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.ado.events import parse_envelope
@@ -106,12 +107,13 @@ class EventProcessor:
             outcome = Outcome("failed", "The delivery body expired before it was processed.", None)
         else:
             try:
-                event = to_domain_event(parse_envelope(json.loads(body.decode("utf-8-sig"))))
+                envelope = parse_envelope(json.loads(body.decode("utf-8-sig")))
+                event = to_domain_event(envelope)
             except (ValidationFailed, ValueError) as error:
                 # Ingestion validated the body already, so this is permanent: retrying cannot help.
                 outcome = Outcome("failed", f"The stored body is invalid: {error}", None)
             else:
-                outcome = self._classify(message.integration_id, event)
+                outcome = self._classify(message.integration_id, event, envelope.created_date)
         self._deliveries.update_outcome(*ids, outcome=outcome.outcome, reason=outcome.reason,
                                         classification=outcome.classification, attempts=attempt)
         logger.info("Delivery %s of integration %s (%s): %s, %s", delivery.delivery_id, message.integration_id,
@@ -128,12 +130,12 @@ class EventProcessor:
         except StackhookError as record_error:
             logger.warning("Could not record the failure of delivery %s: %s", message.delivery_id, record_error)
 
-    def _classify(self, integration_id: str, event: DomainEvent) -> Outcome:
+    def _classify(self, integration_id: str, event: DomainEvent, created: datetime | None) -> Outcome:
         if isinstance(event, CommentEvent):
             integration = self._integrations.find(integration_id)
             return self._comment(event, integration.identity_id if integration else None)
         classified = _Classified(self._push(event)) if isinstance(event, PushEvent) \
-            else self._pull_request(integration_id, event)
+            else self._pull_request(integration_id, event, created)
         if self._router is None or classified.outcome.outcome != "processed":
             return classified.outcome
         return self._route(integration_id, event, classified)
@@ -172,11 +174,18 @@ class EventProcessor:
             reason += f" {others} tag or deleted ref(s) start nothing."
         return Outcome("processed", reason, event.summary())
 
-    def _pull_request(self, integration_id: str, event: PullRequestEvent) -> _Classified:
+    def _pull_request(self, integration_id: str, event: PullRequestEvent, created: datetime | None) -> _Classified:
         repository_id = event.repository.repository_id
         pull_request = event.pull_request
         for _ in range(_STATE_ATTEMPTS):
             stored = self._pull_requests.get(integration_id, repository_id, pull_request.pull_request_id)
+            if created is not None and stored.event_created is not None and created < stored.event_created \
+                    and event.kind != "merge_attempted":
+                # Each event type has its own queue, so a later event can be processed first; an older
+                # state must not overwrite it or be mistaken for a change.
+                return _Classified(Outcome(
+                    "ignored", f"Pull request {event.kind} event from {created.isoformat()} is older than the state "
+                    f"already seen ({stored.event_created.isoformat()}); it changes nothing.", event.summary()))
             try:
                 if event.kind == "merge_attempted":
                     merge = classify_merge_attempt(pull_request)
@@ -186,7 +195,8 @@ class EventProcessor:
                         snapshot = replace(stored.snapshot, merge_status=pull_request.merge_status,
                                            merge_commit=pull_request.merge_commit)
                         self._pull_requests.save(integration_id, repository_id, snapshot,
-                                                 merge_outcome=merge.value, etag=stored.etag)
+                                                 merge_outcome=merge.value, etag=stored.etag,
+                                                 event_created=stored.event_created)
                     else:
                         self._pull_requests.record_merge_outcome(integration_id, repository_id,
                                                                  pull_request.pull_request_id, merge.value)
@@ -196,7 +206,8 @@ class EventProcessor:
                 previous = None if event.kind == "created" else stored.snapshot
                 change = classify_pull_request_update(previous, pull_request)
                 self._pull_requests.save(integration_id, repository_id, pull_request,
-                                         merge_outcome=stored.merge_outcome, etag=stored.etag)
+                                         merge_outcome=stored.merge_outcome, etag=stored.etag,
+                                         event_created=created)
             except StateChanged:
                 time.sleep(random.uniform(0, _STATE_MAX_PAUSE_SECONDS))  # noqa: S311 - jitter, not a secret
                 continue

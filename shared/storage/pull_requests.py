@@ -34,6 +34,7 @@ class StoredPullRequest:
     snapshot: PullRequestSnapshot | None
     merge_outcome: str | None
     etag: str | None
+    event_created: datetime | None = None
 
 
 class PullRequestRepository:
@@ -60,7 +61,9 @@ class PullRequestRepository:
         except (ValidationFailed, ValueError):
             # A state written by an older version is treated as not seen before.
             snapshot = None
-        return StoredPullRequest(snapshot, entity.get("mergeOutcome") or None, entity.metadata.get("etag"))
+        event_created = entity.get("eventCreated")
+        return StoredPullRequest(snapshot, entity.get("mergeOutcome") or None, entity.metadata.get("etag"),
+                                 event_created if isinstance(event_created, datetime) else None)
 
     def record_merge_outcome(self, integration_id: str, repository_id: str, pull_request_id: int,
                              merge_outcome: str) -> None:
@@ -71,13 +74,15 @@ class PullRequestRepository:
             self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def save(self, integration_id: str, repository_id: str, snapshot: PullRequestSnapshot, *,
-             merge_outcome: str | None, etag: str | None) -> None:
+             merge_outcome: str | None, etag: str | None, event_created: datetime | None = None) -> None:
         """Store the snapshot; raise `StateChanged` when the row changed since `etag` was read."""
         entity: dict[str, Any] = {
             "PartitionKey": integration_id, "RowKey": self._key(repository_id, snapshot.pull_request_id),
             "state": json.dumps(snapshot.to_state()), "status": snapshot.status,
             "mergeOutcome": merge_outcome or "", "updatedAt": datetime.now(UTC),
         }
+        if event_created is not None:
+            entity["eventCreated"] = event_created
         try:
             with storage_errors(_DEPENDENCY):
                 if etag is None:
