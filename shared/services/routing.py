@@ -19,6 +19,7 @@ from shared.core.runs import RunRequest, runs_for_pull_request, runs_for_push
 from shared.errors import AzureDevOpsError, DependencyUnavailable
 from shared.secrets import SecretStore
 from shared.services.runs import RunService
+from shared.storage.commands import CommandStore
 from shared.storage.integrations import IntegrationRecord
 from shared.storage.names import pat_secret_name
 from shared.storage.runs import RunRecord, RunRepository
@@ -55,7 +56,8 @@ class EventRouter:
     """Starts, deduplicates and cancels runs for push and pull request events."""
 
     def __init__(self, stacks: StackRepository, runs: RunService, run_records: RunRepository,
-                 secret_store: SecretStore, client_factory: ClientFactory) -> None:
+                 secret_store: SecretStore, client_factory: ClientFactory, locks: CommandStore | None = None) -> None:
+        self._locks = locks
         self._stacks = stacks
         self._runs = runs
         self._run_records = run_records
@@ -106,8 +108,14 @@ class EventRouter:
             canceled = self._runs.cancel_pull_request_runs(
                 integration.id, repository.repository_id, pull_request.pull_request_id,
                 f"Pull request {pull_request.pull_request_id} was {pull_request.status}.")
-            return RoutingResult(f"Canceled {len(canceled)} queued proposed run(s) of the pull request.",
-                                 canceled=tuple(canceled))
+            note = f"Canceled {len(canceled)} queued proposed run(s) of the pull request."
+            details: dict[str, Any] = {}
+            if self._locks is not None:
+                released = self._locks.release_pull_request(integration.id, repository.repository_id,
+                                                            pull_request.pull_request_id)
+                note += f" Released {len(released)} stack lock(s)."
+                details["releasedLocks"] = released
+            return RoutingResult(note, canceled=tuple(canceled), details=details)
         if change is not None and not change.starts_runs:
             return RoutingResult("No run starts for this change.")
         if event.kind == "created" and (pull_request.status != "active" or pull_request.is_draft):
@@ -151,6 +159,8 @@ class EventRouter:
         if pull_request.status != "active":
             return RoutingResult("Merge conflicts on a pull request that is no longer active; not reported.",
                                  details=details)
+        if not self._stacks.routes_for(integration.id, repository.repository_id):
+            return RoutingResult(_nobody_uses(repository.repository_name, repository.repository_id), details=details)
         with self._client(integration) as client:
             _ado(lambda: client.post_pull_request_status(
                 repository.project_id, repository.repository_id, pull_request.pull_request_id,
