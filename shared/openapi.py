@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared import api_models as m
+from shared import stack_models as stacks
 from shared.routes import HEALTH_ROUTE, ROUTE_PREFIX, WEBHOOK_ROUTE
+from shared.services import service_hooks as hooks
 from shared.settings import APP_VERSION
 
 
@@ -60,11 +62,38 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "integrations/{id}/deliveries/{delivery}", "One delivery", m.DeliveryOut),
     Operation("post", "integrations/{id}/deliveries/{delivery}/replay", "Queue a stored delivery again", None, 202,
               errors=(401, 403, 404, 409)),
+    Operation("get", "integrations/{id}/service-hooks", "Subscriptions pointing at the integration, with "
+              "their Azure DevOps status and last delivery (admin)", hooks.ServiceHookListOut,
+              errors=(401, 403, 404, 502, 503), parameters=("project",)),
+    Operation("post", "integrations/{id}/service-hooks", "Install the five Web Hooks subscriptions in a "
+              "project (idempotent)", hooks.ServiceHookInstallOut, 200, hooks.ServiceHookInstall,
+              (401, 403, 404, 409, 422, 502, 503)),
+    Operation("delete", "integrations/{id}/service-hooks", "Remove the subscriptions stackhook installed",
+              hooks.ServiceHookRemovalOut, errors=(401, 403, 404, 502, 503), parameters=("project",)),
+    Operation("get", "stacks", "List the stacks you can read", stacks.StackList, errors=(401,), tag="stacks"),
+    Operation("post", "stacks", "Create a stack (write on its space)", stacks.StackOut, 201, stacks.StackCreate,
+              (401, 403, 404, 409, 422, 503), tag="stacks"),
+    Operation("get", "stacks/{id}", "Read a stack", stacks.StackOut, tag="stacks"),
+    Operation("patch", "stacks/{id}", "Change a stack; If-Match makes it conditional", stacks.StackOut, 200,
+              stacks.StackUpdate, (401, 403, 404, 412, 422, 503), tag="stacks", parameters=("If-Match",)),
+    Operation("delete", "stacks/{id}", "Delete a stack", None, 204, errors=(401, 403, 404, 412), tag="stacks",
+              parameters=("If-Match",)),
+    Operation("get", "modules", "List the modules you can read", stacks.ModuleList, errors=(401,), tag="stacks"),
+    Operation("post", "modules", "Create a module (write on its space)", stacks.ModuleOut, 201,
+              stacks.ModuleCreate, (401, 403, 404, 409, 422, 503), tag="stacks"),
+    Operation("get", "modules/{id}", "Read a module", stacks.ModuleOut, tag="stacks"),
+    Operation("patch", "modules/{id}", "Change a module; If-Match makes it conditional", stacks.ModuleOut, 200,
+              stacks.ModuleUpdate, (401, 403, 404, 412, 422, 503), tag="stacks", parameters=("If-Match",)),
+    Operation("delete", "modules/{id}", "Delete a module", None, 204, errors=(401, 403, 404, 412), tag="stacks",
+              parameters=("If-Match",)),
+    Operation("get", "runs/{kind}/{stackId}", "Runs of a stack or module, newest first", None, tag="runs",
+              parameters=("pageSize", "continuationToken")),
+    Operation("get", "runs/{kind}/{stackId}/{runId}", "One run, with its status posts", None, tag="runs"),
     Operation("post", WEBHOOK_ROUTE, "Receive an Azure DevOps service-hook delivery (Basic auth: webhook secret)",
               m.WebhookAnswer, 202, None, (400, 401, 404, 413, 415, 503), tag="webhooks", security=False),
 )
 
-_QUERY = {"pageSize", "continuationToken"}
+_QUERY = {"pageSize", "continuationToken", "project"}
 
 
 def build_openapi() -> dict[str, Any]:
