@@ -54,7 +54,7 @@ def ensure_local_ca(folder: Path | str) -> LocalCertificates:
     if all(path.exists() for path in (certificates.ca_path, certificates.cert_path, certificates.key_path)):
         return certificates
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=825)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -275,7 +275,7 @@ def test_cli_serves_until_sigterm(azurite: Azurite) -> None:
     port = free_port()
     environment = {**os.environ, "AzureWebJobsStorage": azurite.connection_string,
                    "DEVHOST_TICK_SCHEDULE": "0 0 0 1 1 *"}
-    process = subprocess.Popen(  # noqa: S603 - fixed command
+    process = subprocess.Popen(
         [sys.executable, "-m", "devhost.host", "--app", "tests.devhost_app.function_app:app",
          "--host-json", str(HOST_JSON), "--port", str(port), "--queue-api-version", "2025-11-05"],
         cwd=REPOSITORY_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

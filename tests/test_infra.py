@@ -188,7 +188,7 @@ def run_checkov(directory: Path) -> dict[str, Any]:
         "--external-checks-dir", str(CHECKS_DIR),
         "--skip-download",
     ]
-    completed = subprocess.run(  # noqa: S603 - fixed command line, no shell
+    completed = subprocess.run(
         command, capture_output=True, text=True, env=environment, timeout=CHECKOV_TIMEOUT_SECONDS, check=False,
     )
     # checkov exits 1 when a check fails; anything else means it did not finish.
@@ -418,5 +418,5 @@ def test_bicep_cli(command: str, tmp_path: Path) -> None:
     arguments = [BICEP, command, str(MAIN)]
     if command == "build":
         arguments += ["--outdir", str(tmp_path)]
-    completed = subprocess.run(arguments, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+    completed = subprocess.run(arguments, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr
