@@ -7,6 +7,7 @@ message naming it instead of failing on the first request.
 import azure.functions as func
 
 from functions import (
+    command_replies,
     connection_tests,
     health,
     integrations_api,
@@ -40,3 +41,4 @@ for blueprint in (service_hooks_api.bp, service_hooks_watch.bp):
 app.register_functions(stacks_api.bp)
 for blueprint in (runs_api.bp, run_updates.bp, status_posts.bp):
     app.register_functions(blueprint)
+app.register_functions(command_replies.bp)

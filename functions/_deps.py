@@ -11,6 +11,7 @@ from functools import cached_property
 from shared.ado.client import AzureDevOpsClient
 from shared.logs import configure_logging
 from shared.secrets import SecretStore
+from shared.services.commands import CommandService
 from shared.services.ingestion import WebhookIngestion
 from shared.services.integrations import IntegrationService
 from shared.services.processing import EventProcessor
@@ -20,6 +21,7 @@ from shared.services.service_hooks import ServiceHookService
 from shared.services.stacks import StackService
 from shared.settings import Settings
 from shared.storage.clients import StorageClients
+from shared.storage.commands import CommandStore
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository
@@ -84,12 +86,18 @@ class Services:
     @cached_property
     def processor(self) -> EventProcessor:
         return EventProcessor(self.integration_records, self.deliveries, PullRequestRepository(self.storage),
-                              self.router)
+                              self.router, self.commands)
 
     @cached_property
     def router(self) -> EventRouter:
         return EventRouter(StackRepository(self.storage), self.runs, RunRepository(self.storage), self.secrets,
-                           self.azure_devops_client)
+                           self.azure_devops_client, CommandStore(self.storage))
+
+    @cached_property
+    def commands(self) -> CommandService:
+        return CommandService(self.settings, self.integration_records, StackRepository(self.storage), self.spaces,
+                              self.runs, RunRepository(self.storage), CommandStore(self.storage), self.deliveries,
+                              self.secrets, self.storage, self.azure_devops_client)
 
     @cached_property
     def ingestion(self) -> WebhookIngestion:

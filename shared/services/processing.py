@@ -29,10 +29,11 @@ from shared.core.events import (
 )
 from shared.errors import AzureDevOpsError, NotFound, StackhookError, ValidationFailed
 from shared.storage.deliveries import DeliveryRepository
-from shared.storage.integrations import IntegrationRepository
+from shared.storage.integrations import IntegrationRecord, IntegrationRepository
 from shared.storage.pull_requests import PullRequestRepository, StateChanged
 
 if TYPE_CHECKING:
+    from shared.services.commands import CommandService
     from shared.services.routing import EventRouter
 
 logger = logging.getLogger(__name__)
@@ -84,11 +85,13 @@ class EventProcessor:
     """Processes deliveries of every handled event type."""
 
     def __init__(self, integrations: IntegrationRepository, deliveries: DeliveryRepository,
-                 pull_requests: PullRequestRepository, router: EventRouter | None = None) -> None:
+                 pull_requests: PullRequestRepository, router: EventRouter | None = None,
+                 commands: CommandService | None = None) -> None:
         self._integrations = integrations
         self._deliveries = deliveries
         self._pull_requests = pull_requests
         self._router = router
+        self._commands = commands
 
     def process(self, message: QueuedDelivery, attempt: int) -> Outcome | None:
         """Process one delivery; return None when there is nothing left to process.
@@ -113,7 +116,8 @@ class EventProcessor:
                 # Ingestion validated the body already, so this is permanent: retrying cannot help.
                 outcome = Outcome("failed", f"The stored body is invalid: {error}", None)
             else:
-                outcome = self._classify(message.integration_id, event, envelope.created_date)
+                outcome = self._classify(message.integration_id, event, envelope.created_date,
+                                         message.delivery_id)
         self._deliveries.update_outcome(*ids, outcome=outcome.outcome, reason=outcome.reason,
                                         classification=outcome.classification, attempts=attempt)
         logger.info("Delivery %s of integration %s (%s): %s, %s", delivery.delivery_id, message.integration_id,
@@ -130,10 +134,10 @@ class EventProcessor:
         except StackhookError as record_error:
             logger.warning("Could not record the failure of delivery %s: %s", message.delivery_id, record_error)
 
-    def _classify(self, integration_id: str, event: DomainEvent, created: datetime | None) -> Outcome:
+    def _classify(self, integration_id: str, event: DomainEvent, created: datetime | None,
+                  delivery_id: str) -> Outcome:
         if isinstance(event, CommentEvent):
-            integration = self._integrations.find(integration_id)
-            return self._comment(event, integration.identity_id if integration else None)
+            return self._comment(self._integrations.find(integration_id), event, delivery_id)
         classified = _Classified(self._push(event)) if isinstance(event, PushEvent) \
             else self._pull_request(integration_id, event, created)
         if self._router is None or classified.outcome.outcome != "processed":
@@ -224,8 +228,11 @@ class EventProcessor:
             return _Classified(outcome, change=change)
         raise StateChanged(pull_request.pull_request_id)
 
-    @staticmethod
-    def _comment(event: CommentEvent, own_identity_id: str | None) -> Outcome:
+    def _comment(self, integration: IntegrationRecord | None, event: CommentEvent, delivery_id: str) -> Outcome:
+        if self._commands is not None and integration is not None:
+            handled = self._commands.handle(integration, event, delivery_id)
+            return Outcome(handled.outcome, handled.reason, {**event.summary(), **handled.details})
+        own_identity_id = integration.identity_id if integration else None
         if event.pull_request is None:
             return Outcome("ignored", "The comment event carries no pull request (resource version 1.0); choose "
                                       "resource version 2.0 in the subscription.", event.summary())

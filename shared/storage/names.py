@@ -37,3 +37,10 @@ MODULE_VERSIONS_TABLE = "ModuleVersions"
 RUNS_QUEUE = "runs"
 RUN_UPDATES_QUEUE = "run-updates"
 STATUS_POSTS_QUEUE = "status-posts"
+
+# Pull request comment commands: one row per handled comment (with its reply, for retries), the
+# stack locks that pull requests hold, and replies whose first post failed (see
+# shared/storage/commands.py).
+COMMAND_COMMENTS_TABLE = "CommandComments"
+STACK_LOCKS_TABLE = "StackLocks"
+COMMAND_REPLIES_QUEUE = "command-replies"
