@@ -42,6 +42,10 @@ from shared.storage.names import EVENT_QUEUES, webhook_secret_name
 
 logger = logging.getLogger(__name__)
 
+# The Table Storage SDK stores a Python int as Edm.Int32 and raises TypeError for a larger one, so a
+# notification id outside that range is rejected as invalid instead of failing the write.
+_NOTIFICATION_ID_RANGE = range(-(2**31), 2**31)
+
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="stackhook", charset="UTF-8"'}
 
 
@@ -129,6 +133,10 @@ class WebhookIngestion:
                                status=415, code="unsupported_media_type", field="Content-Type")
         document = self._parse_json(body)
         envelope = parse_envelope(document)
+        if envelope.notification_id is not None and envelope.notification_id not in _NOTIFICATION_ID_RANGE:
+            raise ValidationFailed(f"notificationId {envelope.notification_id} is not a 32-bit integer. Send the "
+                                   "body exactly as Azure DevOps delivered it.", field="notificationId",
+                                   status=400, code="invalid_payload")
         delivery = NewDelivery(
             integration_id=record.id, event_type=envelope.event_type, subscription_id=envelope.subscription_id,
             notification_id=envelope.notification_id, event_id=envelope.id, publisher_id=envelope.publisher_id,

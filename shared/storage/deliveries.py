@@ -38,6 +38,13 @@ _DEPENDENCY = "Table Storage"
 _CHUNK_BYTES = 60_000
 MAX_BODY_CHUNKS = 14  # 14 × 60,000 bytes keeps the entity well under the 1 MiB entity limit.
 _MAX_MS = 10**13 - 1
+# A table string property can store at most 64 KiB (32,768 UTF-16 code units), and a larger one fails
+# the whole write. Ids and event types from Azure DevOps are far shorter, so only a malformed
+# body is cut to these lengths.
+_MAX_ID_CHARACTERS = 1_000
+_MAX_REASON_CHARACTERS = 2_000
+_MAX_CLASSIFICATION_BYTES = 30_000
+_MAX_TRUNCATED_VALUE_CHARACTERS = 200
 
 
 def _inverted_now_ms() -> str:
@@ -46,6 +53,33 @@ def _inverted_now_ms() -> str:
 
 def new_delivery_id() -> str:
     return f"{_inverted_now_ms()}-{secrets.token_hex(4)}"
+
+
+def _valid_utf8(text: str) -> str:
+    """Replace lone surrogates with '?'.
+
+    JSON can carry a lone surrogate (`"\\ud800"`), but UTF-8 cannot encode one, so a stored
+    value with one could not be sent back in the delivery log.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clip(value: str | None, limit: int = _MAX_ID_CHARACTERS) -> str:
+    return _valid_utf8((value or "")[:limit])
+
+
+def _classification_text(classification: dict[str, Any]) -> str:
+    """Serialise a classification as JSON text that fits one table property.
+
+    A classification that is too long (a push of hundreds of refs) keeps only its scalar fields,
+    shortened, and gets `"truncated": true`, so that the stored text stays valid JSON.
+    """
+    text = _valid_utf8(json.dumps(classification, ensure_ascii=False))
+    if len(text.encode("utf-8")) <= _MAX_CLASSIFICATION_BYTES:
+        return text
+    scalars = {key: _clip(value, _MAX_TRUNCATED_VALUE_CHARACTERS) if isinstance(value, str) else value
+               for key, value in classification.items() if not isinstance(value, list | dict)}
+    return _valid_utf8(json.dumps({**scalars, "truncated": True}, ensure_ascii=False))
 
 
 def _key_safe(value: str) -> str:
@@ -183,10 +217,10 @@ class DeliveryRepository:
         now = datetime.now(UTC)
         entity: dict[str, Any] = {
             "PartitionKey": delivery.integration_id, "RowKey": f"d-{delivery_id}",
-            "eventType": delivery.event_type, "subscriptionId": delivery.subscription_id or "",
-            "eventId": delivery.event_id or "", "publisherId": delivery.publisher_id,
-            "resourceVersion": delivery.resource_version or "", "receivedAt": now,
-            "outcome": delivery.outcome, "reason": delivery.reason, "attempts": 0,
+            "eventType": _clip(delivery.event_type), "subscriptionId": _clip(delivery.subscription_id),
+            "eventId": _clip(delivery.event_id), "publisherId": _clip(delivery.publisher_id),
+            "resourceVersion": _clip(delivery.resource_version), "receivedAt": now,
+            "outcome": delivery.outcome, "reason": _clip(delivery.reason, _MAX_REASON_CHARACTERS), "attempts": 0,
             "bodyChunks": len(chunks), "bodyExpiresAt": now + self._body_retention,
         }
         if delivery.notification_id is not None:
@@ -245,9 +279,9 @@ class DeliveryRepository:
         delivery_id = new_delivery_id()
         entity: dict[str, Any] = {
             "PartitionKey": delivery.integration_id, "RowKey": f"d-{delivery_id}",
-            "eventType": delivery.event_type, "subscriptionId": delivery.subscription_id or "",
-            "eventId": delivery.event_id or "", "publisherId": delivery.publisher_id,
-            "resourceVersion": delivery.resource_version or "", "receivedAt": datetime.now(UTC),
+            "eventType": _clip(delivery.event_type), "subscriptionId": _clip(delivery.subscription_id),
+            "eventId": _clip(delivery.event_id), "publisherId": _clip(delivery.publisher_id),
+            "resourceVersion": _clip(delivery.resource_version), "receivedAt": datetime.now(UTC),
             "outcome": "duplicate", "reason": f"Already received as delivery {original_id}; not queued again.",
             "attempts": 0, "bodyChunks": 0, "duplicateOf": original_id,
         }
@@ -292,10 +326,10 @@ class DeliveryRepository:
     def update_outcome(self, integration_id: str, delivery_id: str, *, outcome: str, reason: str,
                        classification: dict[str, Any] | None = None, attempts: int | None = None) -> None:
         entity: dict[str, Any] = {"PartitionKey": integration_id, "RowKey": f"d-{delivery_id}",
-                                  "outcome": outcome, "reason": reason[:2000],
+                                  "outcome": outcome, "reason": _clip(reason, _MAX_REASON_CHARACTERS),
                                   "processedAt": datetime.now(UTC)}
         if classification is not None:
-            entity["classification"] = json.dumps(classification)[:30000]
+            entity["classification"] = _classification_text(classification)
         if attempts is not None:
             entity["attempts"] = attempts
         with storage_errors(_DEPENDENCY):
