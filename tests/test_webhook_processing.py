@@ -104,12 +104,13 @@ EXPECTED: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {
         "changes": ["new_source_commit"]}),
     "git.pullrequest.updated.title": (("git.pullrequest.created",), "ignored", {"changes": ["title"]}),
     "git.pullrequest.updated.vote": (("git.pullrequest.created",), "ignored", {"changes": ["votes"]}),
-    COMMENT: ((), "processed", {"commentState": "new", "threadId": 311, "commentId": 2}),
+    # A new text comment without a command line starts nothing, so it is ignored as well.
+    COMMENT: ((), "ignored", {"commentState": "new", "threadId": 311, "commentId": 2}),
     f"{COMMENT}.code-change": ((), "ignored", {"commentType": "codeChange"}),
     f"{COMMENT}.deleted": ((), "ignored", {"commentState": "deleted", "threadId": 311}),
     f"{COMMENT}.edited": ((), "ignored", {"commentState": "edited", "threadId": 311}),
-    f"{COMMENT}.no-is-deleted": ((), "processed", {"commentState": "new", "commentId": 3}),
-    f"{COMMENT}.non-ascii": ((), "processed", {"commentState": "new"}),
+    f"{COMMENT}.no-is-deleted": ((), "ignored", {"commentState": "new", "commentId": 3}),
+    f"{COMMENT}.non-ascii": ((), "ignored", {"commentState": "new"}),
     f"{COMMENT}.system": ((), "ignored", {"commentState": "system", "threadId": 312}),
 }
 
@@ -140,6 +141,23 @@ def test_payload_classification(api: Api, hook: Hook, name: str) -> None:
         assert classification[key] == value, (key, classification)
     if number is not None:
         assert classification["pullRequestId"] == pull_request_id
+
+
+def test_push_of_many_refs(api: Api, hook: Hook) -> None:
+    """A classification too long for one table property is stored shortened, and the log still reads."""
+    document = fresh("git.push")
+    update = document["resource"]["refUpdates"][0]
+    document["resource"]["refUpdates"] = [
+        {**update, "name": f"refs/tags/mirror/v{index}", "oldObjectId": "0" * 40} for index in range(600)]
+    document["resource"]["refUpdates"].append(update)
+
+    entry = deliver(api, hook, document)
+
+    assert entry["outcome"] == "processed"
+    assert entry["classification"]["truncated"] is True
+    assert entry["classification"]["event"] == "push"
+    assert "refs" not in entry["classification"]
+    assert len(log_entries(api, hook.id)) >= 1
 
 
 # --- pull request update sequences ------------------------------------------------------------
@@ -190,6 +208,21 @@ def test_merge_attempt_keeps_source_commit(api: Api, hook: Hook) -> None:
     assert pushed["classification"]["changes"] == ["new_source_commit"]
 
 
+def test_conflict_unused_repository_quiet(api: Api, hook: Hook, app_stack: LocalStack) -> None:
+    """A merge conflict in a repository that no stack uses is recorded, and nothing is posted to Azure DevOps."""
+    assert app_stack.fake_ado is not None
+    sample_pull_request = 57  # the pull request in the fake Azure DevOps server's sample data
+    document = fresh("git.pullrequest.merged.conflicts", pull_request_id=sample_pull_request)
+    posted_before = len(app_stack.fake_ado.find("POST", f"pullRequests/{sample_pull_request}/statuses"))
+
+    entry = deliver(api, hook, document)
+
+    assert entry["outcome"] == "processed", entry["reason"]
+    assert entry["classification"]["mergeOutcome"] == "conflicts"
+    posted = app_stack.fake_ado.find("POST", f"pullRequests/{sample_pull_request}/statuses")
+    assert len(posted) == posted_before
+
+
 def test_draft_commit_then_publish(api: Api, hook: Hook) -> None:
     number = new_pull_request_id()
     deliver(api, hook, fresh("git.pullrequest.created.draft", pull_request_id=number))
@@ -231,6 +264,24 @@ def test_same_update_twice_no_change(api: Api, hook: Hook) -> None:
     assert first["outcome"] == "processed"
     assert second["outcome"] == "ignored"
     assert second["classification"]["changes"] == ["no_change"]
+
+
+def test_burst_of_updates_one_pull_request(api: Api, hook: Hook) -> None:
+    """Updates about one pull request processed at the same time all succeed at the first attempt."""
+    number = new_pull_request_id()
+    deliver(api, hook, fresh("git.pullrequest.created", pull_request_id=number))
+    names = ["git.pullrequest.updated.vote", "git.pullrequest.updated.title", "git.pullrequest.updated.labels",
+             "git.pullrequest.updated.reviewers", "git.pullrequest.merged.succeeded"] * 2
+    documents = [fresh(name, pull_request_id=number) for name in names]
+
+    with ThreadPoolExecutor(max_workers=len(documents)) as pool:
+        responses = list(pool.map(lambda document: post_hook(api, hook.id, document, password=hook.secret),
+                                  documents))
+    entries = [wait_for_outcome(api, hook.id, response.json()["deliveryId"]) for response in responses]
+
+    assert [response.status_code for response in responses] == [202] * len(documents)
+    assert [entry["outcome"] for entry in entries if entry["outcome"] == "failed"] == []
+    assert {entry["attempts"] for entry in entries} == {1}
 
 
 # --- duplicates -------------------------------------------------------------------------------

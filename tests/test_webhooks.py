@@ -1,5 +1,5 @@
-"""`POST /api/webhooks/azure-devops/{integration}` through the local host: what each delivery is
-answered, and what the delivery log records for it.
+"""`POST /api/webhooks/azure-devops/{integration}` through the local host: the status and body that
+each delivery gets, and what the delivery log records for it.
 
 Classification by the processors, duplicates and replay are tested in test_webhook_processing.py.
 """
@@ -141,7 +141,7 @@ def test_resource_details_none(api: Api, hook: Hook) -> None:
 
 
 def test_test_button_sample(api: Api, hook: Hook) -> None:
-    """The canned sample of the "Test" button names a repository nobody registered and repeats its ids."""
+    """The canned sample of the "Test" button names a repository that no stack uses and repeats its ids."""
     sample = fresh("git.push")
     sample["id"] = "03c164c2-8912-4d5e-8009-3707d5f83734"
     sample["subscriptionId"] = "00000000-0000-0000-0000-000000000000"
@@ -372,6 +372,54 @@ def test_invalid_field_named(api: Api, hook: Hook, name: str, path: str, value: 
     assert response.status_code == 400, response.text
     assert error_of(response)["code"] == "invalid_payload"
     assert error_of(response)["field"] == field
+
+
+@pytest.mark.parametrize(("value", "status"), [(2**31 - 1, 202), (-(2**31), 202), (2**31, 400), (2**64, 400)])
+def test_notification_id_range(api: Api, hook: Hook, value: int, status: int) -> None:
+    document = fresh("git.push")
+    document["notificationId"] = value
+
+    response = post_hook(api, hook.id, document, password=hook.secret)
+
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert error_of(response)["field"] == "notificationId"
+
+
+@pytest.mark.parametrize(("field", "value"), [("subscriptionId", "\ud800"), ("resourceVersion", "1.\udfff"),
+                                              ("id", "e" * 40_000), ("subscriptionId", "s" * 40_000),
+                                              ("publisherId", "p" * 40_000)])
+def test_odd_envelope_value_logged(api: Api, hook: Hook, field: str, value: str) -> None:
+    """Values storage cannot hold as sent (lone surrogates, over 64 KiB) still leave a readable log entry."""
+    document = fresh("git.push")
+    document[field] = value
+
+    response = post_hook(api, hook.id, document, password=hook.secret)
+
+    assert response.status_code == 202, response.text
+    entry = get_delivery(api, hook.id, response.json()["deliveryId"])
+    assert entry["eventType"] == "git.push"
+    assert len(entry[{"id": "eventId"}.get(field, field)]) <= 1_000
+
+
+def test_long_unhandled_event_type(api: Api, hook: Hook) -> None:
+    document = fresh("git.push")
+    document["eventType"] = "x" * 40_000
+
+    response = post_hook(api, hook.id, document, password=hook.secret)
+
+    assert response.status_code == 200, response.text
+    assert get_delivery(api, hook.id, response.json()["deliveryId"])["outcome"] == "ignored"
+
+
+def test_surrogate_event_type(api: Api, hook: Hook) -> None:
+    document = fresh("git.push")
+    document["eventType"] = "build.\ud800"
+
+    response = post_hook(api, hook.id, document, password=hook.secret)
+
+    assert response.status_code == 400, response.text
+    assert error_of(response)["field"] == "eventType"
 
 
 @pytest.mark.parametrize("raw", [b"[]", b"null", b"42", b'"text"'])

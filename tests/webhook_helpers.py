@@ -7,9 +7,9 @@ import json
 import random
 import time
 import uuid
-from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
