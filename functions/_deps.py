@@ -101,7 +101,10 @@ class Services:
 
     @cached_property
     def ingestion(self) -> WebhookIngestion:
-        return WebhookIngestion(self.settings, self.integration_records, self.deliveries, self.secrets, self.storage)
+        stacks = StackRepository(self.storage)
+        return WebhookIngestion(self.settings, self.integration_records, self.deliveries, self.secrets, self.storage,
+                                lambda integration_id, repository_id: bool(stacks.routes_for(integration_id,
+                                                                                             repository_id)))
 
 
 _lock = threading.Lock()

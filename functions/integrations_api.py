@@ -118,7 +118,12 @@ def replay_delivery(req: func.HttpRequest) -> func.HttpResponse:
     if queue_name is None:
         raise ValidationFailed(f"Delivery {delivery.delivery_id} is a {delivery.event_type!r} event, which stackhook "
                                "does not process; there is nothing to replay.", status=409, code="not_replayable")
-    if app.deliveries.body(record.id, delivery.delivery_id) is None:
+    try:
+        body = app.deliveries.body(record.id, delivery.delivery_id)
+    except (OSError, EOFError) as error:
+        raise Conflict(f"The stored body of delivery {delivery.delivery_id} cannot be read ({error}), so it cannot "
+                       "be replayed.", code="body_unreadable") from error
+    if body is None:
         raise Conflict(f"The body of delivery {delivery.delivery_id} is no longer kept (bodies are kept for "
                        f"{app.settings.delivery_body_retention_hours} hours), so it cannot be replayed.",
                        code="body_expired")

@@ -164,3 +164,19 @@ def test_conflicts_reported_once(api: Api, setup: Setup, fake: FakeAzureDevOps) 
     assert len(reported) == 1
     assert reported[0].body["state"] == "failed"
     assert {run["mergeStatus"] for run in runs_of(api, "stack", setup.app)} == {"conflicts"}
+
+
+def test_unused_repository_says_so(api: Api) -> None:
+    hook = create_hook(api, "Unused")
+
+    response = post_hook(api, hook.id, fresh("git.push"), password=hook.secret)
+
+    assert response.status_code == 202
+    assert "No stack or module uses repository widget-service" in response.json()["message"]
+
+
+def test_used_repository_has_no_hint(api: Api, setup: Setup) -> None:
+    response = post_hook(api, setup.hook_id, fresh("git.push"), password=setup.secret)
+
+    assert response.status_code == 202
+    assert "No stack or module" not in response.json()["message"]

@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,7 +113,9 @@ class WebhookIngestion:
     """Accepts deliveries for one deployment."""
 
     def __init__(self, settings: Settings, integrations: IntegrationRepository, deliveries: DeliveryRepository,
-                 secret_store: SecretStore, clients: StorageClients) -> None:
+                 secret_store: SecretStore, clients: StorageClients,
+                 repository_in_use: Callable[[str, str], bool] | None = None) -> None:
+        self._repository_in_use = repository_in_use
         self._settings = settings
         self._integrations = integrations
         self._deliveries = deliveries
@@ -149,8 +151,27 @@ class WebhookIngestion:
         problem = misconfiguration(envelope)
         if problem:
             return self._record_ignored(delivery, problem, ids, outcome="misconfigured")
-        parse_resource(envelope)  # ValidationFailed → 400 naming the JSON path
-        return self._record_and_queue(delivery, ids)
+        resource = parse_resource(envelope)  # ValidationFailed → 400 naming the JSON path
+        answer = self._record_and_queue(delivery, ids)
+        unused = self._unused_repository(record.id, resource)
+        if answer.status == 202 and unused:
+            # The "Test" button's sample names a repository that no stack uses: say why nothing will run.
+            answer.body["message"] += f" No stack or module uses repository {unused}, so nothing will run."
+        return answer
+
+    def _unused_repository(self, integration_id: str, resource: object) -> str | None:
+        """Return the repository's name and id when no stack or module of this integration uses it."""
+        if self._repository_in_use is None:
+            return None
+        pull_request = getattr(resource, "pull_request", None)
+        repository = getattr(pull_request if pull_request is not None else resource, "repository", None)
+        if repository is None or not getattr(repository, "id", None):
+            return None
+        try:
+            in_use = self._repository_in_use(integration_id, repository.id)
+        except DependencyUnavailable:
+            return None  # the delivery is already queued; the hint is not worth a 503
+        return None if in_use else f"{repository.name} ({repository.id})"
 
     def _authenticate(self, record: IntegrationRecord, headers: Mapping[str, str]) -> None:
         password = basic_password(headers)
