@@ -57,7 +57,7 @@ from shared.secrets import SecretStore
 from shared.services.runs import RunService, retry_delay
 from shared.settings import Settings
 from shared.storage.clients import StorageClients, storage_errors
-from shared.storage.commands import CommandStore, ReplyTarget, comment_row
+from shared.storage.commands import CLOSED_ROW, CommandStore, ReplyTarget, comment_row
 from shared.storage.deliveries import DeliveryRepository
 from shared.storage.integrations import IntegrationRecord, IntegrationRepository
 from shared.storage.names import COMMAND_REPLIES_QUEUE, pat_secret_name
@@ -71,8 +71,7 @@ ClientFactory = Callable[[str, str], AzureDevOpsClient]
 
 TRIGGER_PROPOSE: Final = "comment.propose"
 TRIGGER_DEPLOY: Final = "comment.deploy"
-CLOSED_ROW: Final = "closed"
-# Suggestions listed in one refusal; the reply renderer bounds the whole reply as well.
+# Suggestions listed when a command is rejected. The reply renderer bounds the whole reply as well.
 _MAX_SUGGESTIONS: Final = 25
 # Newest runs of a stack read by `status` when it looks for a run of the pull request's head commit.
 _STATUS_PAGE_SIZE: Final = 10
@@ -154,7 +153,7 @@ def reference_kind(kind: str) -> ReferenceKind:
 
 @dataclass(frozen=True)
 class CommentOutcome:
-    """What handling a comment did: `processed`, `ignored` or `failed`, why, and details for the log."""
+    """The result of handling a comment: `processed`, `ignored` or `failed`, the reason, and details for the log."""
 
     outcome: str
     reason: str
@@ -193,11 +192,11 @@ class _Access:
             return None
 
 
-class _Refusal(Exception):
-    """A command that cannot run: the reply part to send instead."""
+class _Rejected(Exception):
+    """Raised for a command that cannot run, with the reply part to send instead."""
 
     def __init__(self, part: ReplyPart) -> None:
-        super().__init__("command refused")
+        super().__init__("command rejected")
         self.part = part
 
 
@@ -232,7 +231,9 @@ class CommandService:
         screened = screen_comment(event, integration.identity_id, self.prefix)
         if screened.ignored_because is not None:
             return CommentOutcome("ignored", screened.ignored_because)
-        assert event.pull_request is not None and event.repository is not None and event.thread_id is not None
+        assert event.pull_request is not None
+        assert event.repository is not None
+        assert event.thread_id is not None
         target = ReplyTarget(integration.id, event.repository.project_id, event.repository.repository_id.lower(),
                              event.pull_request.pull_request_id, event.thread_id, event.comment_id)
 
@@ -386,8 +387,8 @@ class _CommentSession:
                 continue
             try:
                 part, result = self._run_one(command)
-            except _Refusal as refusal:
-                part, result = refusal.part, "refused"
+            except _Rejected as rejected:
+                part, result = rejected.part, "rejected"
             except AzureDevOpsError as error:
                 logger.warning("Command %s of comment %s failed on Azure DevOps (%s): %s", command.name,
                                self._event.comment_id, error.kind, error)
@@ -421,7 +422,7 @@ class _CommentSession:
             requests = [self._request(route, "proposed", head, iteration_id) for route in routes]
         else:
             if iteration_id is None:
-                raise _Refusal(render_refused(command, "the pull request has no iteration yet, so no changed files "
+                raise _Rejected(render_refused(command, "the pull request has no iteration yet, so no changed files "
                                                        "are known; name the stacks to propose", []))
             readable = [route for route in self._routes if self._can_use(route, "read")]
             snapshot = replace(self._pull_request, source_commit=head)
@@ -435,7 +436,7 @@ class _CommentSession:
         lock = self._service._store.find_lock(route.id)
         if lock is not None and not lock.held_by(self._integration.id, self._repository.repository_id,
                                                  self._pull_request.pull_request_id):
-            raise _Refusal(render_lock_conflict(route.id, lock.pull_request_id))
+            raise _Rejected(render_lock_conflict(route.id, lock.pull_request_id))
         # NOTE: a tracked run cannot name a pull request (RunRequest rejects it), so a deploy from a
         # comment is not in the pull request's run index and completing the pull request leaves it alone.
         return render_started(command, self._start([self._request(route, "tracked", head, None)]))
@@ -446,7 +447,7 @@ class _CommentSession:
         lock = store.acquire(route.id, self._integration.id, self._repository.repository_id,
                              self._pull_request.pull_request_id, self._actor)
         if not lock.held_by(self._integration.id, self._repository.repository_id, self._pull_request.pull_request_id):
-            return render_lock_conflict(route.id, lock.pull_request_id), "refused"
+            return render_lock_conflict(route.id, lock.pull_request_id), "rejected"
         return render_locked(route.name, route.id, self._service.prefix), "locked"
 
     def _unlock(self, command: Command) -> tuple[ReplyPart, str]:
@@ -454,11 +455,11 @@ class _CommentSession:
         lock = self._service._store.release(route.id, self._integration.id, self._repository.repository_id,
                                             self._pull_request.pull_request_id)
         if lock is None:
-            return render_refused(command, f"stack {route.id} is not locked", []), "refused"
+            return render_refused(command, f"stack {route.id} is not locked", []), "rejected"
         if not lock.held_by(self._integration.id, self._repository.repository_id, self._pull_request.pull_request_id):
             reason = (f"stack {route.id} is locked by pull request {lock.pull_request_id}, and only that pull "
                       "request can unlock it")
-            return render_refused(command, reason, []), "refused"
+            return render_refused(command, reason, []), "rejected"
         return render_unlocked(route.name, route.id), "unlocked"
 
     def _status(self) -> ReplyPart:
@@ -491,25 +492,25 @@ class _CommentSession:
     # Resolution and access --------------------------------------------------------------------
 
     def _resolve(self, command: Command, reference: StackReference, kinds: Sequence[str]) -> StackRoute:
-        """Return the route the reference names, or raise `_Refusal` with what would work instead."""
+        """Return the route the reference names, or raise `_Rejected` with what would work instead."""
         needed = required_role(command.name) or "read"
         matches = matching_routes(reference, self._routes, kinds)
         visible = [route for route in matches if self._role(route) is not None]
         if len(visible) > 1:
             names = " or ".join(reference_text(route, qualified=True) for route in visible)
-            raise self._refused(command, f"{reference.text} names more than one: write {names}", kinds, needed)
+            raise self._rejection(command, f"{reference.text} names more than one: write {names}", kinds, needed)
         if not visible:
-            raise self._refused(command, self._unknown_reason(reference, kinds), kinds, needed)
+            raise self._rejection(command, self._unknown_reason(reference, kinds), kinds, needed)
         route = visible[0]
         if not self._reachable(route):
             reason = (f"{route.kind} {route.id} is in space {route.space_id}, which integration "
                       f"{self._integration.name} does not serve")
-            raise self._refused(command, reason, kinds, needed)
+            raise self._rejection(command, reason, kinds, needed)
         role = self._role(route)
         if not role_at_least(role, needed):
             reason = (f"{command.name} needs the {needed} role on space {route.space_id}, and you have the {role} "
                       "role there; ask an admin of that space to grant it")
-            raise self._refused(command, reason, kinds, needed)
+            raise self._rejection(command, reason, kinds, needed)
         return route
 
     def _unknown_reason(self, reference: StackReference, kinds: Sequence[str]) -> str:
@@ -529,13 +530,13 @@ class _CommentSession:
                 return f"{kind} {stack.id} uses repository {stack.repository_name}, not {repository}"
         return f"{reference.text} is not a stack or module of repository {repository} that you can see"
 
-    def _refused(self, command: Command, reason: str, kinds: Sequence[str], needed: Role) -> _Refusal:
+    def _rejection(self, command: Command, reason: str, kinds: Sequence[str], needed: Role) -> _Rejected:
         usable = [route for route in self._routes if route.kind in kinds and self._can_use(route, needed)]
         ids = [route.id for route in usable]
         suggestions = [f"{self._service.prefix} {command.name} "
                        f"{reference_text(route, qualified=ids.count(route.id) > 1)}"
                        for route in usable[:_MAX_SUGGESTIONS]]
-        return _Refusal(render_refused(command, reason, suggestions))
+        return _Rejected(render_refused(command, reason, suggestions))
 
     def _role(self, route: StackRoute) -> Role | None:
         return self._access.role(route.space_id)
@@ -552,7 +553,7 @@ class _CommentSession:
     def _head_commit(self, command: Command) -> str:
         head = self._pull_request.source_commit
         if head is None:
-            raise _Refusal(render_refused(command, "Azure DevOps has not computed the pull request's latest commit "
+            raise _Rejected(render_refused(command, "Azure DevOps has not computed the pull request's latest commit "
                                                    "yet; write the command again in a minute", []))
         return head
 

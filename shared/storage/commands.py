@@ -5,7 +5,7 @@ Table `CommandComments`, partition `pr:<integration id>:<repository id>:<pull re
   command runs, so a second delivery of the same comment finds it and runs nothing. It then keeps
   the reply, gzip-compressed in binary chunks, so a reply whose post failed is posted again from
   the queue without running the commands again.
-- `closed`: the one reply that says the pull request is completed or abandoned.
+- `closed`: the one reply stating that the pull request is completed or abandoned.
 
 Table `StackLocks`:
 - partition `stack`, row key the stack id: the lock and the pull request that holds it. Creating a
@@ -35,11 +35,11 @@ logger = logging.getLogger(__name__)
 
 _DEPENDENCY = "Table Storage"
 _LOCK_PARTITION = "stack"
-_CLOSED_ROW = "closed"
+CLOSED_ROW = "closed"
 _LOCK_ATTEMPTS = 3
 _CHUNK_BYTES = 60_000
 # 14 chunks of 60,000 bytes stay under the 1 MiB entity limit. A reply of 140,000 characters is at
-# most 560,000 bytes of UTF-8 before compression, so it always fits.
+# most 560,000 bytes of UTF-8, and gzip adds only a few bytes to incompressible text, so it fits.
 _MAX_CHUNKS = 14
 
 ReplyState = Literal["running", "pending", "posted", "failed"]
@@ -48,7 +48,7 @@ ClaimOutcome = Literal["claimed", "resumed", "handled"]
 
 @dataclass(frozen=True)
 class ReplyTarget:
-    """Where a reply goes: the thread of a pull request and the comment it answers."""
+    """The destination of a reply: the thread of a pull request and the comment it replies to."""
 
     integration_id: str
     project_id: str
@@ -133,7 +133,7 @@ class CommandStore:
 
     def claim_closed_notice(self, target: ReplyTarget, delivery_id: str) -> ClaimOutcome:
         """Create the row of the one reply about a completed or abandoned pull request."""
-        return self._claim(target, _CLOSED_ROW, delivery_id)
+        return self._claim(target, CLOSED_ROW, delivery_id)
 
     def _claim(self, target: ReplyTarget, row: str, delivery_id: str) -> ClaimOutcome:
         entity = {"PartitionKey": target.partition, "RowKey": row, "deliveryId": delivery_id,
