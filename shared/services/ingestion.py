@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 # notification id outside that range is rejected as invalid instead of failing the write.
 _NOTIFICATION_ID_RANGE = range(-(2**31), 2**31)
 
+_IN_USE_CACHE_SECONDS = 30.0
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="stackhook", charset="UTF-8"'}
 
 
@@ -116,6 +117,7 @@ class WebhookIngestion:
                  secret_store: SecretStore, clients: StorageClients,
                  repository_in_use: Callable[[str, str], bool] | None = None) -> None:
         self._repository_in_use = repository_in_use
+        self._in_use_cache: dict[tuple[str, str], tuple[float, bool]] = {}
         self._settings = settings
         self._integrations = integrations
         self._deliveries = deliveries
@@ -167,10 +169,18 @@ class WebhookIngestion:
         repository = getattr(pull_request if pull_request is not None else resource, "repository", None)
         if repository is None or not getattr(repository, "id", None):
             return None
-        try:
-            in_use = self._repository_in_use(integration_id, repository.id)
-        except DependencyUnavailable:
-            return None  # the delivery is already queued; the hint is not worth a 503
+        key = (integration_id, str(repository.id).lower())
+        now = time.monotonic()
+        cached = self._in_use_cache.get(key)
+        if cached is not None and cached[0] > now:
+            in_use = cached[1]
+        else:
+            try:
+                in_use = self._repository_in_use(integration_id, repository.id)
+            except DependencyUnavailable:
+                return None  # the delivery is already queued; the hint is not worth a 503
+            # The answer is only a hint in the response, so it may be up to this many seconds old.
+            self._in_use_cache[key] = (now + _IN_USE_CACHE_SECONDS, in_use)
         return None if in_use else f"{repository.name} ({repository.id})"
 
     def _authenticate(self, record: IntegrationRecord, headers: Mapping[str, str]) -> None:
