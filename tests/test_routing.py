@@ -156,14 +156,16 @@ def test_completion_cancels_queued_runs(api: Api, setup: Setup) -> None:
 def test_conflicts_reported_once(api: Api, setup: Setup, fake: FakeAzureDevOps) -> None:
     deliver(api, setup, "git.pullrequest.created")
     fake.clear()
-    deliver(api, setup, "git.pullrequest.merged.conflicts")
-    deliver(api, setup, "git.pullrequest.merged.conflicts")
+    first = deliver(api, setup, "git.pullrequest.merged.conflicts")
+    second = deliver(api, setup, "git.pullrequest.merged.conflicts")
 
     reported = [request for request in fake.find("POST", "/pullRequests/57/statuses")
                 if request.body and request.body["context"]["name"] == "merge"]
     assert len(reported) == 1
     assert reported[0].body["state"] == "failed"
-    assert {run["mergeStatus"] for run in runs_of(api, "stack", setup.app)} == {"conflicts"}
+    assert first["classification"]["routing"]["mergeStatus"] == "conflicts"
+    assert first["classification"]["routing"].get("reported") is True
+    assert "reported" not in second["classification"]["routing"]
 
 
 def test_unused_repository_says_so(api: Api) -> None:
