@@ -132,6 +132,8 @@ def test_push_and_pr_share_one_run(app: Services, integration: IntegrationRecord
 
 def test_runs_queue_message(app: Services, integration: IntegrationRecord) -> None:
     stack_id = unique("message")
+    # No worker consumes `runs` in the tests, so earlier tests' messages would crowd out this one in a peek.
+    app.storage.queue(RUNS_QUEUE).clear_messages()
     run = create(app, integration, request(stack_id))[0]
 
     messages = [message for message in queued_runs_messages(app) if message["stackId"] == stack_id]
