@@ -1,7 +1,8 @@
 """Accepting service-hook deliveries: authenticate, check, record, queue.
 
 `WebhookIngestion.accept` is everything the HTTP function does between reading the request and
-writing the response. It answers fast: one table read, one table transaction, one queue message.
+writing the response. It responds fast: one table read, two single-row table writes, one queue message, and a cached
+look-up of whether any stack uses the repository.
 What each event means is decided later by the processors, from the stored body.
 
 Answers, in the order they are checked:
@@ -87,9 +88,12 @@ def _is_json_content_type(value: str | None) -> bool:
 
 
 class _VersionedSecretCache:
-    """Secrets by (name, version). Versions never change their value, so the cache only bounds how
-    long a deleted secret keeps working; the integration row, read on every delivery, names the
-    versions, so a rotation takes effect at once."""
+    """Secrets cached by (name, version).
+
+    A version never changes its value, so the time limit only bounds how long a deleted secret keeps
+    working. The integration row, read on every delivery, names the versions, so a rotation takes
+    effect at once.
+    """
 
     def __init__(self, store: SecretStore, ttl_seconds: int) -> None:
         self._store = store
@@ -157,7 +161,7 @@ class WebhookIngestion:
         answer = self._record_and_queue(delivery, ids)
         unused = self._unused_repository(record.id, resource)
         if answer.status == 202 and unused:
-            # The "Test" button's sample names a repository that no stack uses: say why nothing will run.
+            # The "Test" button's sample names a repository no stack uses; the response explains why nothing runs.
             answer.body["message"] += f" No stack or module uses repository {unused}, so nothing will run."
         return answer
 
@@ -179,7 +183,7 @@ class WebhookIngestion:
                 in_use = self._repository_in_use(integration_id, repository.id)
             except DependencyUnavailable:
                 return None  # the delivery is already queued; the hint is not worth a 503
-            # The answer is only a hint in the response, so it may be up to this many seconds old.
+            # The result is only a hint in the response, so it may be up to this many seconds old.
             self._in_use_cache[key] = (now + _IN_USE_CACHE_SECONDS, in_use)
         return None if in_use else f"{repository.name} ({repository.id})"
 

@@ -1,9 +1,9 @@
 """From classified events to runs: which stacks and modules an event touches, and what it starts.
 
-The decisions are pure (`shared.core.runs`, `shared.core.matching`); this module fetches what
-they need. Changed files always come from the Azure DevOps REST API (a diff of the push's old
-and new commit, the tracked branch for a new branch, or the pull request iteration's changes),
-never from the event's `commits` list, which can be null or partial.
+The decisions are pure (`shared.core.runs`, `shared.core.matching`), and this module fetches what
+they need. Changed files always come from the Azure DevOps REST API: the diff of a push's old and
+new commit, the diff against the tracked branch for a new branch, or the pull request iteration's
+changes. The event's `commits` list is never used, because it can be null or partial.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MERGE_STATUS_NAME = "merge"
 
 @dataclass(frozen=True)
 class RoutingResult:
-    """What an event started or stopped, for the delivery log."""
+    """The runs an event started or stopped, with a note for the delivery log."""
 
     note: str
     runs: tuple[RunRecord, ...] = ()
