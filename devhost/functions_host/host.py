@@ -178,11 +178,16 @@ class LocalFunctionsHost:
         that still hold messages.
         """
         deadline = time.monotonic() + timeout
+        idle_checks = 0
         while True:
+            active_before = self._activity.count
             pending = {listener.queue_name: listener.client.get_queue_properties().approximate_message_count
                        for listener in self._listeners}
             busy = {name: count for name, count in pending.items() if count}
-            if not busy and self._activity.count == 0:
+            # An invocation can send an output message to a queue that was already read as empty,
+            # so the host counts as idle only after two quiet checks in a row.
+            idle_checks = idle_checks + 1 if not busy and active_before == 0 and self._activity.count == 0 else 0
+            if idle_checks >= 2:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"The host was not idle after {timeout} s: queues with messages {busy}, "
