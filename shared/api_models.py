@@ -163,7 +163,7 @@ class DeliveryList(ApiModel):
 
 
 class WebhookAnswer(ApiModel):
-    status: Literal["queued", "ignored", "duplicate"]
+    status: Literal["queued", "ignored", "misconfigured", "duplicate"]
     message: str
     delivery_id: str | None = None
     event_type: str | None = None

@@ -118,7 +118,7 @@ def test_pull_request_starts_proposed_runs(api: Api, setup: Setup) -> None:
     assert delivery["outcome"] == "processed", delivery
     app = runs_of(api, "stack", setup.app)
     assert [(run["runType"], run["commit"], run["pullRequestId"]) for run in app] == [("proposed", FEATURE_FIRST, 57)]
-    assert app[0]["iterationId"] == 2
+    assert app[0]["iterationId"] == 1
     assert runs_of(api, "stack", setup.network) == []
 
 
@@ -134,8 +134,9 @@ def test_source_push_adds_run(api: Api, setup: Setup) -> None:
     deliver(api, setup, "git.pullrequest.created")
     deliver(api, setup, "git.pullrequest.updated.source-pushed")
 
-    commits = [run["commit"] for run in runs_of(api, "stack", setup.app)]
-    assert commits == [FEATURE_HEAD, FEATURE_FIRST]
+    runs = runs_of(api, "stack", setup.app)
+    assert [run["commit"] for run in runs] == [FEATURE_HEAD, FEATURE_FIRST]
+    assert [run["iterationId"] for run in runs] == [2, 1]
 
 
 def test_redelivered_pull_request_deduplicates(api: Api, setup: Setup) -> None:

@@ -85,7 +85,7 @@ def test_payload_file_answer(api: Api, hook: Hook, name: str) -> None:
     body = response.json()
     if name in MISCONFIGURED:
         assert response.status_code == 200, response.text
-        assert body["status"] == "ignored"
+        assert body["status"] == "misconfigured"
     else:
         assert response.status_code == 202, response.text
         assert body["status"] == "queued"

@@ -237,7 +237,8 @@ class WebhookIngestion:
             return self._duplicate(delivery, duplicate.original_id, ids)
         logger.info("Delivery %s %s for integration %s (subscription %s, notification %s, event %s): %s",
                     stored.delivery_id, outcome, *ids, reason)
-        return WebhookAnswer(200, {"status": "ignored", "message": reason, "deliveryId": stored.delivery_id,
+        # The answer uses the outcome the delivery log shows, so both name it the same way.
+        return WebhookAnswer(200, {"status": outcome, "message": reason, "deliveryId": stored.delivery_id,
                                    "eventType": delivery.event_type})
 
     def _record_and_queue(self, delivery: NewDelivery, ids: tuple[Any, ...]) -> WebhookAnswer:

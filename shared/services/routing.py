@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.ado.client import AzureDevOpsClient
@@ -78,9 +79,10 @@ class EventRouter:
             for ref in branches:
                 for group, changed in self._push_changes(client, event, ref, routes):
                     requests += runs_for_push(group, ref, changed, pusher)
+        started = datetime.now(UTC)
         runs = self._runs.create_runs(requests, integration=integration, project_id=repository.project_id,
                                       repository_id=repository.repository_id)
-        return RoutingResult(_describe_runs(runs, len(routes)), tuple(runs))
+        return RoutingResult(_describe_runs(runs, len(routes), started), tuple(runs))
 
     def _push_changes(self, client: AzureDevOpsClient, event: PushEvent, ref: Any,
                       routes: list[StackRoute]) -> list[tuple[list[StackRoute], list[str]]]:
@@ -127,7 +129,7 @@ class EventRouter:
         project, repository_id = repository.project_id, repository.repository_id
         with self._client(integration) as client:
             iterations = _ado(lambda: client.list_iterations(project, repository_id, pull_request.pull_request_id))
-            iteration_id = max((int(item.get("id", 0)) for item in iterations), default=0)
+            iteration_id = iteration_of(iterations, pull_request.source_commit)
             if iteration_id < 1:
                 return RoutingResult("The pull request has no iteration yet, so no run starts.")
             changed = _ado(lambda: client.get_iteration_changes(project, repository_id,
@@ -135,9 +137,11 @@ class EventRouter:
         actor = (event.actor.unique_name or event.actor.display_name or "") if event.actor else ""
         requests = runs_for_pull_request(routes, pull_request, iteration_id, changed, actor,
                                          f"pull_request.{event.kind}")
+        started = datetime.now(UTC)
         runs = self._runs.create_runs(requests, integration=integration, project_id=project,
                                       repository_id=repository_id)
-        return RoutingResult(_describe_runs(runs, len(routes)), tuple(runs), details={"iterationId": iteration_id})
+        return RoutingResult(_describe_runs(runs, len(routes), started), tuple(runs),
+                             details={"iterationId": iteration_id})
 
     def merge_attempt(self, integration: IntegrationRecord, event: PullRequestEvent, outcome: MergeOutcome,
                       previous_outcome: str | None) -> RoutingResult:
@@ -192,8 +196,26 @@ def _nobody_uses(repository_name: str, repository_id: str) -> str:
             "so nothing runs.")
 
 
-def _describe_runs(runs: list[RunRecord], route_count: int) -> str:
+def iteration_of(iterations: list[dict[str, Any]], source_commit: str | None) -> int:
+    """Return the newest iteration whose source commit is `source_commit`, else the newest one (0 if none).
+
+    The event names the head commit it saw; by the time it is processed a newer push may have
+    added an iteration, and a status must name the iteration of the commit it is about.
+    """
+    newest = 0
+    matching = 0
+    for item in iterations:
+        number = int(item.get("id", 0) or 0)
+        newest = max(newest, number)
+        commit = (item.get("sourceRefCommit") or {}).get("commitId")
+        if source_commit and isinstance(commit, str) and commit.lower() == source_commit.lower():
+            matching = max(matching, number)
+    return matching or newest
+
+
+def _describe_runs(runs: list[RunRecord], route_count: int, started: datetime) -> str:
     if not runs:
         return f"None of the {route_count} stack(s) and module(s) on this repository is affected."
-    names = ", ".join(f"{run.run_type} run of {run.stack_kind} {run.stack_id}" for run in runs)
+    names = ", ".join(f"{run.run_type} run of {run.stack_kind} {run.stack_id}"
+                      + (" (already existed)" if run.created_at < started else "") for run in runs)
     return f"Runs: {names}."
