@@ -136,6 +136,21 @@ def main() -> int:
                 iteration = request.body.get("iterationId")
                 print(f"  {context.get('genre')}/{context.get('name'):<16} {request.body.get('state'):<10} "
                       f"{target[target.find('/') + 1:]}" + (f" (iteration {iteration})" if iteration else ""))
+        step("Installing the five service hooks in project Widgets, twice")
+        hooks_url = f"{api}/integrations/{integration['id']}/service-hooks"
+        for attempt in ("first", "second"):
+            installed = call(client, "POST", hooks_url, headers=ADMIN, json={"project": "Widgets"})
+            print(f"  {attempt} request: created {len(installed['created'])}, updated {len(installed['updated'])}, "
+                  f"unchanged {len(installed['unchanged'])}")
+
+        step("Azure DevOps puts the push subscription on probation; the watcher notices")
+        push_hook = next(item for item in installed["unchanged"] if item["eventType"] == "git.push")
+        stack.fake_ado.set_subscription_status(push_hook["subscriptionId"], "onProbation")
+        checked = call(client, "POST", f"{hooks_url}/check", headers=ADMIN)
+        for warning in checked["warnings"]:
+            print(f"  warning on the integration: {warning['code']}: {warning['message']}")
+        health = call(client, "GET", f"{api}/health")
+        print(f"  /api/health warnings: {health['warnings']}")
     print("\nDone. The same steps by hand against `make run` are in the README.")
     return 0
 

@@ -35,3 +35,16 @@ def service_hooks(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(200, app.service_hooks.install(record, body, context.actor))
     record = app.integrations.get_for_admin(context, integration_id, "remove service hooks of")
     return json_response(200, app.service_hooks.remove(record, project, context.actor))
+
+
+@bp.route(route="integrations/{id}/service-hooks/check", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handle_errors
+def check_service_hooks(req: func.HttpRequest) -> func.HttpResponse:
+    """Run the subscription check the timer runs, now, for one integration, and return its warnings."""
+    app = services()
+    record = app.integrations.get_for_admin(_context(req), req.route_params["id"], "check service hooks of")
+    summary = app.service_hooks.watch(record)
+    warnings = [warning for warning in app.integration_records.get(record.id).warnings
+                if str(warning.get("code", "")).startswith("service_hook_")]
+    return json_response(200, {"integrationId": record.id, "warnings": warnings,
+                               "reenabled": summary.reenabled, "secretsRefreshed": summary.secrets_refreshed})

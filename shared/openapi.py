@@ -70,6 +70,8 @@ OPERATIONS: tuple[Operation, ...] = (
               (401, 403, 404, 409, 422, 502, 503)),
     Operation("delete", "integrations/{id}/service-hooks", "Remove the subscriptions stackhook installed",
               hooks.ServiceHookRemovalOut, errors=(401, 403, 404, 502, 503), parameters=("project",)),
+    Operation("post", "integrations/{id}/service-hooks/check", "Check the installed subscriptions now and "
+              "return the integration's service-hook warnings (admin)", None, errors=(401, 403, 404, 503)),
     Operation("get", "stacks", "List the stacks you can read", stacks.StackList, errors=(401,), tag="stacks"),
     Operation("post", "stacks", "Create a stack (write on its space)", stacks.StackOut, 201, stacks.StackCreate,
               (401, 403, 404, 409, 422, 503), tag="stacks"),

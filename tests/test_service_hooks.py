@@ -533,3 +533,18 @@ def test_watch_reenable_needs_deliveries(api: Api, fake: FakeAzureDevOps, app_st
     local.service_hooks.watch(local.integration_records.get(integration["id"]))
 
     assert _subscriptions_to(fake, integration["webhookEndpoint"])[created["git.push"]]["status"] == "disabledBySystem"
+
+
+def test_check_endpoint_reports_probation(api: Api, fake: FakeAzureDevOps, integration: dict[str, Any],
+                                          project: dict[str, str]) -> None:
+    installed = _install(api, integration["id"], {"project": project["name"]})
+    push = next(item for item in installed["created"] if item["eventType"] == "git.push")
+    fake.set_subscription_status(push["subscriptionId"], "onProbation")
+
+    response = api.as_admin("POST", f"/api/integrations/{integration['id']}/service-hooks/check")
+
+    assert response.status_code == 200, response.text
+    codes = [warning["code"] for warning in response.json()["warnings"]]
+    assert codes == ["service_hook_on_probation"]
+    details = api.details(integration["id"])
+    assert [warning["code"] for warning in details["warnings"]] == ["service_hook_on_probation"]
