@@ -7,6 +7,8 @@ app's managed identity. Azure SDK failures that mean "storage did not answer" be
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -24,7 +26,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64EncodePolicy
 
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, ValidationFailed
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -121,3 +123,22 @@ def call_storage(dependency: str, operation: Callable[[], T]) -> T:
     """Run one storage call, mapping outages to `DependencyUnavailable`."""
     with storage_errors(dependency):
         return operation()
+
+
+def decode_page_token(continuation: str | None) -> dict[str, Any] | None:
+    """Turn an API continuation token back into the table SDK's token; raise 400 when it is invalid."""
+    if not continuation:
+        return None
+    try:
+        token = json.loads(base64.urlsafe_b64decode(continuation.encode()))
+        if not isinstance(token, dict):
+            raise ValueError("not an object")
+    except ValueError as error:
+        raise ValidationFailed("The continuation token is invalid; use the nextContinuationToken of the previous "
+                               "page.", field="continuationToken", status=400) from error
+    return token
+
+
+def encode_page_token(token: object) -> str | None:
+    """Turn the table SDK's continuation token into an opaque string for the API (None at the end)."""
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode() if token else None

@@ -15,7 +15,6 @@ stored.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import logging
@@ -28,8 +27,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.errors import DependencyUnavailable, NotFound, RequestError, ValidationFailed
-from shared.storage.clients import StorageClients, storage_errors
+from shared.errors import DependencyUnavailable, NotFound, RequestError
+from shared.storage.clients import StorageClients, decode_page_token, encode_page_token, storage_errors
 from shared.storage.names import DELIVERIES_TABLE
 
 logger = logging.getLogger(__name__)
@@ -338,15 +337,7 @@ class DeliveryRepository:
     def list_page(self, integration_id: str, *, page_size: int, continuation: str | None
                   ) -> tuple[list[DeliveryRecord], str | None]:
         """Return deliveries newest first, and the token of the next page (None at the end)."""
-        token: dict[str, Any] | None = None
-        if continuation:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(continuation.encode()))
-                if not isinstance(token, dict):
-                    raise ValueError("not an object")
-            except ValueError as error:
-                raise ValidationFailed("The continuation token is invalid; use the nextContinuationToken "
-                                       "of the previous page.", field="continuationToken", status=400) from error
+        token = decode_page_token(continuation)
         select = [name for name in ("RowKey", "PartitionKey", "eventType", "subscriptionId", "notificationId",
                                     "eventId", "publisherId", "resourceVersion", "receivedAt", "outcome", "reason",
                                     "classification", "processedAt", "attempts", "bodyChunks", "bodyExpiresAt",
@@ -358,7 +349,7 @@ class DeliveryRepository:
             ).by_page(continuation_token=token)  # type: ignore[arg-type]  # the table SDK's tokens are dicts
             page = list(next(pages, []))
             next_token = pages.continuation_token  # type: ignore[attr-defined]
-        encoded = base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode() if next_token else None
+        encoded = encode_page_token(next_token)
         return [_record_from_entity(entity) for entity in page], encoded
 
     def purge_expired_bodies(self, now: datetime | None = None) -> int:

@@ -17,7 +17,6 @@ Run rows are changed with their ETag and read again after a concurrent write.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -33,7 +32,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed
-from shared.storage.clients import StorageClients, storage_errors
+from shared.storage.clients import StorageClients, decode_page_token, encode_page_token, storage_errors
 from shared.storage.names import MODULE_VERSIONS_TABLE, RUNS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -329,15 +328,7 @@ class RunRepository:
     def list_page(self, kind: str, stack_id: str, *, page_size: int, continuation: str | None
                   ) -> tuple[list[RunRecord], str | None]:
         """Return runs of a stack newest first, and the token of the next page (None at the end)."""
-        token: dict[str, Any] | None = None
-        if continuation:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(continuation.encode()))
-                if not isinstance(token, dict):
-                    raise ValueError("not an object")
-            except ValueError as error:
-                raise ValidationFailed("The continuation token is invalid; use the nextContinuationToken "
-                                       "of the previous page.", field="continuationToken", status=400) from error
+        token = decode_page_token(continuation)
         with storage_errors(_DEPENDENCY):
             pages = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge 'r-' and RowKey lt 'r.'",
@@ -345,7 +336,7 @@ class RunRepository:
             ).by_page(continuation_token=token)  # type: ignore[arg-type]  # the table SDK's tokens are dicts
             page = list(next(pages, []))
             next_token = pages.continuation_token  # type: ignore[attr-defined]
-        encoded = base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode() if next_token else None
+        encoded = encode_page_token(next_token)
         return [RunRecord.from_entity(entity) for entity in page], encoded
 
     def pull_request_runs(self, integration_id: str, repository_id: str, pull_request_id: int) -> list[RunRecord]:
