@@ -83,13 +83,13 @@ def main() -> int:
             webhook = details["webhookEndpoint"]
             headers = {"Content-Type": "application/json; charset=utf-8", **basic_auth(details["webhookSecret"])}
             empty = f"{stack.base_url}/api/benchmark/empty"
-            total = options.warmup + options.requests
-            bodies = [delivery(number) for number in range(2 * total)]
+            rates = options.rate or [20.0, 0.0]
+            bodies = [delivery(number) for number in range(options.warmup + len(rates) * options.requests)]
             measure(client, webhook, bodies[:options.warmup], headers, 202)
             measure(client, empty, bodies[:options.warmup], headers, 202)
             results = []
-            offset = total
-            for rate in options.rate or [20.0, 0.0]:
+            offset = options.warmup
+            for rate in rates:
                 batch = bodies[offset:offset + options.requests]
                 offset += options.requests
                 webhook_ms = measure(client, webhook, batch, headers, 202, rate)
