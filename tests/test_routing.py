@@ -183,3 +183,23 @@ def test_used_repository_has_no_hint(api: Api, setup: Setup) -> None:
 
     assert response.status_code == 202
     assert "No stack or module" not in response.json()["message"]
+
+
+def test_pull_request_adopts_push_run(api: Api, setup: Setup, fake: FakeAzureDevOps) -> None:
+    branch_push = fresh("git.push")
+    branch_push["resource"]["refUpdates"] = [{"name": "refs/heads/feature/retry", "oldObjectId": MAIN_HEAD,
+                                              "newObjectId": FEATURE_FIRST}]
+    response = post_hook(api, setup.hook_id, branch_push, password=setup.secret)
+    wait_for_outcome(api, setup.hook_id, response.json()["deliveryId"])
+    deliver(api, setup, "git.pullrequest.created")
+
+    runs = runs_of(api, "stack", setup.app)
+    assert [(run["runType"], run["commit"]) for run in runs] == [("proposed", FEATURE_FIRST)]
+    assert runs[0]["pullRequestId"] == 57
+    assert runs[0]["iterationId"] == 1
+
+    def pull_request_status() -> list[Any]:
+        return [request for request in fake.find("POST", "/pullRequests/57/statuses")
+                if request.body and request.body["context"]["name"] == f"stack/{setup.app}"]
+
+    assert wait_for(pull_request_status)[0].body["iterationId"] == 1

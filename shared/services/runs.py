@@ -228,6 +228,11 @@ class RunService:
             else:
                 logger.info("Run request for %s %s at commit %s matched existing run %s", request.kind,
                             request.stack_id, request.commit, stored.id)
+                if request.pull_request_id is not None and stored.pull_request_id is None:
+                    # A push started this run before the pull request existed: tie it to the pull
+                    # request, so it gets a pull request status and is cancelled with it.
+                    stored = self._runs.attach_pull_request(stored, request.pull_request_id, request.iteration_id)
+                    self.queue_status_post(stored)
             created.append(stored)
         return created
 

@@ -288,6 +288,18 @@ class RunRepository:
             pass
         return self.get(record.stack_kind, record.stack_id, run_id)
 
+    def attach_pull_request(self, run: RunRecord, pull_request_id: int, iteration_id: int | None) -> RunRecord:
+        """Tie a run started by a push to the pull request that later proposed the same commit."""
+        updated, written = self.modify(
+            run.stack_kind, run.stack_id, run.id,
+            lambda current: None if current.pull_request_id is not None
+            else replace(current, pull_request_id=pull_request_id, iteration_id=iteration_id))
+        index = self._index_entity(updated)
+        if written and index is not None:
+            with storage_errors(_DEPENDENCY):
+                self._table.upsert_entity(index)
+        return updated
+
     @staticmethod
     def _index_entity(record: RunRecord) -> dict[str, Any] | None:
         if record.pull_request_id is None:
