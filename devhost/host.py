@@ -56,6 +56,7 @@ from types import FrameType
 import azure.functions as func
 
 from devhost.functions_host import HostStartError, InvocationResult, LocalFunctionsHost
+from shared.errors import StackhookError
 
 __all__ = ["HostStartError", "InvocationResult", "LocalFunctionsHost", "load_app", "main"]
 
@@ -72,6 +73,10 @@ def load_app(reference: str) -> func.FunctionApp:
     except ImportError as error:
         raise HostStartError(f"Cannot import the module {module_name!r} named by --app: {error}. Run from the "
                              "directory that contains it.") from error
+    except StackhookError as error:
+        # The app reads its settings while it is imported; a missing one is a start-up error, as
+        # the Functions runtime reports it when indexing fails.
+        raise HostStartError(f"{module_name} did not load: {error}") from error
     app = getattr(module, attribute, None)
     if not isinstance(app, func.FunctionApp):
         raise HostStartError(f"{reference} is {type(app).__name__}, not an azure.functions.FunctionApp.")
