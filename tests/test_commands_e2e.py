@@ -24,7 +24,8 @@ COMMENT_EVENT = "ms.vss-code.git-pullrequest-comment-event"
 PULL_REQUEST = 57
 OTHER_PULL_REQUEST = 58
 THREAD = 311
-HEAD = "c4c4c4c4d5d5d5d5e6e6e6e6f7f7f7f7a8a8a8a8"  # lastMergeSourceCommit of the comment payload
+# The pull request's head in the fake server now: a later push than the comment event saw.
+LIVE_HEAD = "abababababababababababababababababab0002"
 ALEX_ID = "0a1e0a1e-0000-4000-8000-00000000a1e0"  # the identity of the sample token
 BLAIR = Identity("0b1a0b1a-0000-4000-8000-00000000b1a0", "Blair Sample", "blair.sample@example.com")
 REPOSITORY = {"project": "Widgets", "repository": "widget-service"}
@@ -224,11 +225,12 @@ def test_proposed_run_fields(module_api: Api, setup: Setup, fake: FakeAzureDevOp
 
     runs = runs_of(module_api, "stack", setup.app)
     assert runs[0]["runType"] == "proposed"
-    assert runs[0]["commit"] == HEAD
+    assert runs[0]["commit"] == LIVE_HEAD
+    assert runs[0]["iterationId"] == 2
     assert runs[0]["pullRequestId"] == PULL_REQUEST
     assert runs[0]["triggeredBy"] == BLAIR.unique_name
     assert runs[0]["id"] != runs[1]["id"]
-    assert runs[1]["commit"] == HEAD
+    assert runs[1]["commit"] == LIVE_HEAD
 
 
 @pytest.mark.parametrize("body", [

@@ -10,6 +10,7 @@ from shared.core.runs import (
     RunState,
     apply_transition,
     can_transition,
+    check_state_for_run_type,
     run_target_url,
     runs_for_pull_request,
     runs_for_push,
@@ -301,3 +302,15 @@ def test_run_target_url_rejects_empty_id() -> None:
     with pytest.raises(ValidationFailed) as caught:
         run_target_url("", "https://h", "stack", "", "r")
     assert caught.value.field == "stackId"
+
+
+@pytest.mark.parametrize("state", [RunState.UNCONFIRMED, RunState.APPLYING])
+def test_proposed_run_never_applies(state: RunState) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        check_state_for_run_type("proposed", state)
+    assert raised.value.field == "state"
+
+
+@pytest.mark.parametrize("state", list(RunState))
+def test_tracked_run_any_state(state: RunState) -> None:
+    check_state_for_run_type("tracked", state)

@@ -203,3 +203,21 @@ def test_pull_request_adopts_push_run(api: Api, setup: Setup, fake: FakeAzureDev
                 if request.body and request.body["context"]["name"] == f"stack/{setup.app}"]
 
     assert wait_for(pull_request_status)[0].body["iterationId"] == 1
+
+
+def test_new_commit_cancels_older_runs(api: Api, setup: Setup) -> None:
+    deliver(api, setup, "git.pullrequest.created")
+    deliver(api, setup, "git.pullrequest.updated.source-pushed")
+
+    states = {run["commit"]: run["state"] for run in runs_of(api, "stack", setup.app)}
+    assert states == {FEATURE_HEAD: "queued", FEATURE_FIRST: "canceled"}
+
+
+def test_repeated_completion_cancels_again(api: Api, setup: Setup) -> None:
+    deliver(api, setup, "git.pullrequest.created")
+    deliver(api, setup, "git.pullrequest.updated.completed")
+    deliver(api, setup, "git.pullrequest.created")
+    delivery = deliver(api, setup, "git.pullrequest.updated.completed")
+
+    assert delivery["outcome"] == "processed", delivery
+    assert {run["state"] for run in runs_of(api, "stack", setup.app)} == {"canceled"}

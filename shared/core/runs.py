@@ -88,6 +88,18 @@ def apply_transition(current: RunState, new: RunState) -> RunState:
     return new
 
 
+# States that only a tracked run reaches: a proposed run plans and stops, it never applies.
+TRACKED_ONLY_STATES: Final = frozenset({RunState.UNCONFIRMED, RunState.APPLYING})
+
+
+def check_state_for_run_type(run_type: str, new: RunState) -> None:
+    """Raise ValidationFailed(field="state") when a proposed run is asked to reach an apply state."""
+    if run_type == "proposed" and new in TRACKED_ONLY_STATES:
+        raise ValidationFailed(
+            f"a proposed run cannot be {new.value}: proposed runs only plan; report finished or failed after "
+            "the plan instead", field="state")
+
+
 # --- requests ---------------------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ from shared.core.replies import (
 from shared.core.runs import RunRequest, run_target_url, runs_for_pull_request
 from shared.errors import AzureDevOpsError, NotFound, ValidationFailed
 from shared.secrets import SecretStore
+from shared.services.routing import iteration_of
 from shared.services.runs import RunService, retry_delay
 from shared.settings import Settings
 from shared.storage.clients import StorageClients, storage_errors
@@ -237,7 +238,11 @@ class CommandService:
         target = ReplyTarget(integration.id, event.repository.project_id, event.repository.repository_id.lower(),
                              event.pull_request.pull_request_id, event.thread_id, event.comment_id)
 
+        live = self._live_pull_request(integration, target)
+        # Closed in the event or closed now: either way the commands do not run.
         status = event.pull_request.status
+        if status not in (STATUS_COMPLETED, STATUS_ABANDONED) and live:
+            status = str(live.get("status") or status)
         if status in (STATUS_COMPLETED, STATUS_ABANDONED):
             if self._store.claim_closed_notice(target, delivery_id) == "handled":
                 return CommentOutcome("ignored", f"The pull request is {status}; this was already said in a reply.")
@@ -249,7 +254,7 @@ class CommandService:
         if claim == "handled":
             return CommentOutcome("ignored", f"Comment {event.comment_id} in thread {event.thread_id} was already "
                                              "handled by another delivery.")
-        session = _CommentSession(self, integration, event)
+        session = _CommentSession(self, integration, event, live)
         try:
             parts, summaries = session.run(screened.commands)
         finally:
@@ -259,6 +264,16 @@ class CommandService:
         reason = f"Ran {len(summaries)} command(s) from comment {event.comment_id}: {names}."
         return self._reply(integration, target, comment_row(target.thread_id, event.comment_id), delivery_id, reply,
                            reason, "processed", {"commands": summaries})
+
+    def _live_pull_request(self, integration: IntegrationRecord, target: ReplyTarget) -> dict[str, Any]:
+        """Read the pull request as it is now; the event may be older than its last push or its closing."""
+        try:
+            with self._client(integration) as client:
+                return dict(client.get_pull_request(target.project_id, target.repository_id, target.pull_request_id))
+        except AzureDevOpsError as error:
+            logger.warning("Could not read pull request %s of integration %s (%s); using the event's copy",
+                           target.pull_request_id, integration.id, error.kind)
+            return {}
 
     def release_locks(self, integration_id: str, repository_id: str, pull_request_id: int) -> list[str]:
         """Release the locks a completed or abandoned pull request holds; return the stack ids."""
@@ -356,8 +371,11 @@ class CommandService:
 class _CommentSession:
     """The state shared by the commands of one comment: access, routes, and Azure DevOps reads."""
 
-    def __init__(self, service: CommandService, integration: IntegrationRecord, event: CommentEvent) -> None:
+    def __init__(self, service: CommandService, integration: IntegrationRecord, event: CommentEvent,
+                 live: dict[str, Any]) -> None:
         assert event.pull_request is not None and event.repository is not None
+        commit = (live.get("lastMergeSourceCommit") or {}).get("commitId") if live else None
+        self._live_head: str | None = commit.lower() if isinstance(commit, str) else None
         self._service = service
         self._integration = integration
         self._event = event
@@ -551,7 +569,7 @@ class _CommentSession:
     # Runs and Azure DevOps --------------------------------------------------------------------
 
     def _head_commit(self, command: Command) -> str:
-        head = self._pull_request.source_commit
+        head = self._live_head or self._pull_request.source_commit
         if head is None:
             raise _Rejected(render_refused(command, "Azure DevOps has not computed the pull request's latest commit "
                                                    "yet; write the command again in a minute", []))
@@ -589,7 +607,7 @@ class _CommentSession:
             project, repository = self._repository.project_id, self._repository.repository_id
             number = self._pull_request.pull_request_id
             iterations = self._client.list_iterations(project, repository, number)
-            latest = max((int(item.get("id", 0)) for item in iterations), default=0)
+            latest = iteration_of(iterations, self._live_head or self._pull_request.source_commit)
             changed = self._client.get_iteration_changes(project, repository, number, latest) if latest else []
             self._iteration = (latest, changed)
         latest, changed = self._iteration

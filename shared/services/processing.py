@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 # Each round of concurrent writers of one pull request's state lets one of them win, so the
 # attempts must cover the queues' concurrency (batchSize 4 on each of three pull request queues).
 # The random pause spreads the next round out.
+_CLOSED = frozenset({"completed", "abandoned"})
 _STATE_ATTEMPTS = 12
 _STATE_MAX_PAUSE_SECONDS = 0.05
 
@@ -219,7 +220,8 @@ class EventProcessor:
             if change.starts_runs:
                 outcome = Outcome("processed", f"Pull request {event.kind} ({kinds}): starts proposed runs.",
                                   event.summary(change))
-            elif change.cancels_runs:
+            elif change.cancels_runs or pull_request.status in _CLOSED:
+                # A repeated closing event cancels again: runs or locks may have appeared since.
                 outcome = Outcome("processed", f"Pull request {event.kind} ({kinds}): cancels queued runs.",
                                   event.summary(change))
             else:

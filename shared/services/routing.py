@@ -106,7 +106,7 @@ class EventRouter:
                      change: PullRequestChange | None) -> RoutingResult:
         repository = event.repository
         pull_request = event.pull_request
-        if change is not None and change.cancels_runs:
+        if (change is not None and change.cancels_runs) or pull_request.status in ("completed", "abandoned"):
             canceled = self._runs.cancel_pull_request_runs(
                 integration.id, repository.repository_id, pull_request.pull_request_id,
                 f"Pull request {pull_request.pull_request_id} was {pull_request.status}.")
@@ -140,8 +140,17 @@ class EventRouter:
         started = datetime.now(UTC)
         runs = self._runs.create_runs(requests, integration=integration, project_id=project,
                                       repository_id=repository_id)
-        return RoutingResult(_describe_runs(runs, len(routes), started), tuple(runs),
-                             details={"iterationId": iteration_id})
+        superseded: list[RunRecord] = []
+        if pull_request.source_commit:
+            # Queued proposed runs of an earlier commit of this pull request would plan stale code.
+            superseded = self._runs.cancel_pull_request_runs(
+                integration.id, repository_id, pull_request.pull_request_id,
+                f"Superseded by commit {pull_request.source_commit[:8]} of the pull request.",
+                keep_commit=pull_request.source_commit)
+        note = _describe_runs(runs, len(routes), started)
+        if superseded:
+            note += f" Canceled {len(superseded)} queued run(s) of earlier commits."
+        return RoutingResult(note, tuple(runs), tuple(superseded), details={"iterationId": iteration_id})
 
     def merge_attempt(self, integration: IntegrationRecord, event: PullRequestEvent, outcome: MergeOutcome,
                       previous_outcome: str | None) -> RoutingResult:

@@ -25,6 +25,7 @@ from shared.core.runs import (
     RunState,
     RunType,
     apply_transition,
+    check_state_for_run_type,
     run_target_url,
     status_context,
     status_description,
@@ -251,11 +252,13 @@ class RunService:
         return updated
 
     def cancel_pull_request_runs(self, integration_id: str, repository_id: str, pull_request_id: int,
-                                 reason: str) -> list[RunRecord]:
-        """Cancel the queued proposed runs of a pull request; return the runs canceled now."""
+                                 reason: str, *, keep_commit: str | None = None) -> list[RunRecord]:
+        """Cancel the queued proposed runs of a pull request, except those of `keep_commit`; return them."""
         canceled: list[RunRecord] = []
         for run in self._runs.pull_request_runs(integration_id, repository_id, pull_request_id):
             if run.run_type != "proposed" or run.state != RunState.QUEUED.value:
+                continue
+            if keep_commit is not None and run.commit.lower() == keep_commit.lower():
                 continue
 
             def cancel(current: RunRecord) -> RunRecord | None:
@@ -292,6 +295,7 @@ class RunService:
             if current.state == update.state.value:
                 return None
             try:
+                check_state_for_run_type(current.run_type, update.state)
                 new_state = apply_transition(RunState(current.state), update.state)
             except ValidationFailed as error:
                 rejection.append(error.message)
