@@ -53,6 +53,8 @@ stackhook is running at {stack.base_url}/api  (health: {stack.base_url}/api/heal
   Local identity header:        X-MS-CLIENT-PRINCIPAL-NAME: local-admin  (a root-space admin)
   Fake Azure DevOps collection: {stack.fake_ado.base_url}
   Its personal access token:    {stack.sample_pat}
+  Storage connection string:    {stack.azurite.connection_string if stack.azurite else ""}
+                                (Azurite's well-known development account; queues such as run-updates)
   Data folder:                  {options.data}
 Press Ctrl-C to stop.
 """, flush=True)
