@@ -320,7 +320,7 @@ def test_author_without_roles(module_api: Api, setup: Setup, fake: FakeAzureDevO
     assert delivery["outcome"] == "processed", delivery
     reply = replies_to(fake, comment_id)[0]
     assert "is not a stack or module of repository" in reply
-    assert "changes no stack or module" in reply
+    assert "changes no stack or module that you can see" in reply
     assert setup.app not in reply.replace(f"propose {setup.app}", "")
     assert len(runs_of(module_api, "stack", setup.app)) == before
 

@@ -118,7 +118,7 @@ def test_started_rows() -> None:
 
 def test_started_without_runs() -> None:
     reply = render_replies([render_started(PROPOSE, [])])
-    assert "started 0 new runs: no stack or module needed one." in reply
+    assert "started 0 new runs: no stack or module that you can use needed one." in reply
     assert "| Stack |" not in reply
 
 

@@ -183,7 +183,7 @@ def render_started(command: Command, runs: Sequence[RunLink]) -> ReplyPart:
     lead = f"{_code(command.line)} started {_plural(started, 'new run', 'new runs')}"
     if repeated:
         lead += f", and {_plural(repeated, 'run was', 'runs were')} already started for the same commit"
-    lead += "." if runs else ": no stack or module needed one."
+    lead += "." if runs else ": no stack or module that you can use needed one."
 
     rows = tuple(
         f"| {_stack(run.stack_name, run.stack_id)} | {run.kind} "
@@ -212,7 +212,7 @@ def render_refused(command: Command, reason: str, suggestions: Sequence[str]) ->
 def render_status(rows: Sequence[StatusRow]) -> ReplyPart:
     """Render the latest run of each stack and module as a table."""
     if not rows:
-        return ReplyPart(lead="This pull request changes no stack or module.")
+        return ReplyPart(lead="This pull request changes no stack or module that you can see.")
     lines = tuple(
         f"| {_stack(row.stack_name, row.stack_id)} | {row.kind} | {_latest_run(row)} "
         f"| {_code(row.commit_sha[:SHORT_SHA_LENGTH], in_table=True) if row.commit_sha else ''} "
