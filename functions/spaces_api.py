@@ -16,7 +16,7 @@ bp = func.Blueprint()
 def _setup(req: func.HttpRequest) -> tuple[SpaceService, AccessContext]:
     app = services()
     context = AccessContext.load(caller(req, app.settings), app.spaces, app.settings.bootstrap_admins)
-    return SpaceService(app.spaces, app.integration_records), context
+    return SpaceService(app.spaces, app.integration_records, app.stacks.repository), context
 
 
 @bp.route(route="spaces", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -661,3 +661,23 @@ def test_create_many_indexes(repository: StackRepository) -> None:
     assert sorted(record.id for record in by_integration) == sorted(record.id for record in records)
     assert repository.routes_for(integration_id, REPOSITORY_ID) == []
     assert repository.find("stack", records[0].id) is None
+
+
+def test_space_with_stack_not_deleted(api: Api) -> None:
+    space = unique("stackspace").lower()
+    created = api.as_admin("POST", "/api/spaces", {"name": space, "parentId": "root"})
+    assert created.status_code == 201, created.text
+    space_id = created.json()["id"]
+    integration = api.create_integration(unique("Holder"))
+    assert integration.status_code == 201, integration.text
+    stack = api.as_admin("POST", "/api/stacks", {"name": unique("held"), "spaceId": space_id,
+                                                 "integrationId": integration.json()["id"],
+                                                 "repository": {"project": "Widgets", "repository": "widget-service"}})
+    assert stack.status_code == 201, stack.text
+
+    refused = api.as_admin("DELETE", f"/api/spaces/{space_id}")
+
+    assert refused.status_code == 409
+    assert stack.json()["id"] in refused.json()["error"]["message"]
+    api.as_admin("DELETE", f"/api/stacks/{stack.json()['id']}")
+    assert api.as_admin("DELETE", f"/api/spaces/{space_id}").status_code == 204

@@ -13,6 +13,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.services.access import AccessContext
 from shared.storage.integrations import IntegrationRepository
 from shared.storage.spaces import ROOT_SPACE_ID, SpaceRecord, SpaceRepository
+from shared.storage.stacks import StackRepository
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +21,11 @@ logger = logging.getLogger(__name__)
 class SpaceService:
     """The space and role use cases, each checked against the caller's roles."""
 
-    def __init__(self, spaces: SpaceRepository, integrations: IntegrationRepository) -> None:
+    def __init__(self, spaces: SpaceRepository, integrations: IntegrationRepository,
+                 stacks: StackRepository | None = None) -> None:
         self._spaces = spaces
         self._integrations = integrations
+        self._stacks = stacks
 
     @staticmethod
     def to_api(context: AccessContext, record: SpaceRecord) -> SpaceOut:
@@ -80,6 +83,12 @@ class SpaceService:
         if used_by:
             raise Conflict(f"Space {space_id!r} still has integrations ({', '.join(used_by)}). Delete them first.",
                            code="space_not_empty")
+        if self._stacks is not None:
+            in_space = [f"{record.kind} {record.id}" for kind in ("stack", "module")
+                        for record in self._stacks.list(kind) if record.space_id == space_id]
+            if in_space:
+                raise Conflict(f"Space {space_id!r} still has stacks or modules ({', '.join(in_space)}). Delete or "
+                               "move them first.", code="space_not_empty")
         self._spaces.delete_space(space_id)
         logger.info("Deleted space %s by %s", space_id, context.actor)
 
