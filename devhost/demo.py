@@ -1,10 +1,10 @@
 """`make demo`: the main loop on real input, from service hooks to runs and statuses.
 
-Starts the service with its local dependencies and the fake Azure DevOps server (in memory, on
-free ports of 127.0.0.1), registers a space, an integration and two stacks on the sample
-repository, replays a push and a pull request series from `tests/payloads/` through the real
-webhook endpoint, plays a worker that finishes the tracked runs, and prints the deliveries, the
-runs and the statuses Azure DevOps received.
+Starts the service with its local dependencies and the fake Azure DevOps server, in memory on free
+ports of 127.0.0.1. Registers a space, an integration and two stacks on the sample repository, then
+replays a push and a pull request series from `tests/payloads/` through the real webhook endpoint.
+Plays a worker that finishes the tracked runs, and prints the deliveries, the runs and the statuses
+Azure DevOps received. Ends with a service-hook install and a subscription put on probation.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def step(text: str) -> None:
 def call(client: httpx.Client, method: str, url: str, **options: Any) -> Any:
     response = client.request(method, url, **options)
     if response.status_code >= 400:
-        raise SystemExit(f"{method} {url} answered {response.status_code}: {response.text}")
+        raise SystemExit(f"{method} {url} returned {response.status_code}: {response.text}")
     return response.json() if response.content else None
 
 

@@ -39,7 +39,7 @@ def free_port() -> int:
 
 @dataclass
 class StackOptions:
-    """Where the local stack keeps its data and which ports it uses (0 picks a free one)."""
+    """Options of the local stack: data folder, ports (0 picks a free one), host.json and app."""
 
     data_folder: Path | None = None  # None keeps everything in memory
     host_port: int = 7071
@@ -103,7 +103,7 @@ class LocalStack:
         self.fake_ado.seed_sample()
 
     def start_host(self, *, wait_seconds: float = 60.0) -> None:
-        """Start `python -m devhost.host` on function_app.py and wait until /api/health answers."""
+        """Start `python -m devhost.host` on the app and wait until /api/health returns 200."""
         environment = {name: value for name, value in os.environ.items()
                        if not name.startswith(("STACKHOOK_", "AzureWebJobs"))}
         environment.update(self.settings())
@@ -128,7 +128,7 @@ class LocalStack:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"The Functions host did not answer /api/health within {wait_seconds} seconds.")
+        raise RuntimeError(f"The Functions host did not return 200 on /api/health within {wait_seconds} seconds.")
 
     def wait_for_processing(self, timeout: float = 60.0) -> None:
         """Wait until the queues the app consumes are empty (messages in flight count)."""

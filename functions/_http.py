@@ -49,10 +49,10 @@ def handle_errors(function: Callable[..., func.HttpResponse]) -> Callable[..., f
         try:
             return function(*args, **kwargs)
         except RequestError as error:
-            logger.info("%s answered %s %s: %s", function.__name__, error.status, error.code, error.message)
+            logger.info("%s returned %s %s: %s", function.__name__, error.status, error.code, error.message)
             return error_response(error.status, error.code, error.message, error.field, error.headers)
         except DependencyUnavailable as error:
-            logger.warning("%s answered 503: %s", function.__name__, error)
+            logger.warning("%s returned 503: %s", function.__name__, error)
             return error_response(503, "dependency_unavailable",
                                   f"{error} Try again shortly.", None, {"Retry-After": "5"})
 
@@ -91,8 +91,8 @@ def parse_body(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
 def caller(req: func.HttpRequest, settings: Settings) -> Principal:
     """Return the signed-in caller, from App Service Authentication headers.
 
-    The headers are trusted only when the platform says authentication is on, or in local mode;
-    otherwise anyone could send them, so the management API is refused.
+    The headers are trusted only when the platform reports that authentication is on, or in local
+    mode. Otherwise anyone could send them, so the management API is refused.
     """
     if not (settings.is_local or settings.platform_auth_enabled):
         raise AuthenticationRequired(
