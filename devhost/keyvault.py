@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from devhost.serving import BackgroundServer
 from devhost.tls import LocalCertificates, ensure_local_ca
 from shared.errors import RequestError
 
@@ -580,12 +580,14 @@ class _VaultHTTPServer(ThreadingHTTPServer):
         logger.debug("local Key Vault: connection from %s failed", client_address, exc_info=True)  # noqa: LOG014
 
 
-class LocalKeyVault:
+class LocalKeyVault(BackgroundServer):
     """A Key Vault-compatible HTTPS server on 127.0.0.1 for the secrets API.
 
     `token` is the bearer token the server accepts. With `None`, any non-empty token is accepted.
     With `data_file`, state is loaded from that JSON file at start and written after each change.
     """
+
+    server_name = "local Key Vault"
 
     def __init__(self, certificates: LocalCertificates, *, port: int = 0, data_file: Path | str | None = None,
                  purge_protection: bool = False, token: str | None = None) -> None:
@@ -623,23 +625,6 @@ class LocalKeyVault:
         logger.info("local Key Vault listening on %s (data file: %s)", self.url, self.data_file or "memory only")
         return self
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        logger.info("local Key Vault stopped")
-
-    def __enter__(self) -> LocalKeyVault:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     # Requests
 

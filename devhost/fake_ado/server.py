@@ -17,13 +17,13 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 from devhost.fake_ado.model import CollectionState, Identity
 from devhost.fake_ado.routes import ApiError, Call, Reply, connection_data, dispatch
 from devhost.fake_ado.sample import SAMPLE_COLLECTION_ID, SAMPLE_PAT, seed_sample
+from devhost.serving import BackgroundServer
 from devhost.tls import LocalCertificates
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _parse_version(value: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-class FakeAzureDevOps:
+class FakeAzureDevOps(BackgroundServer):
     """A local Azure DevOps Server collection at `https://127.0.0.1:<port>/<collection>`.
 
     Settings: `max_api_version` is the highest version it accepts. `auth_failure_mode` "signin" returns
@@ -101,6 +101,8 @@ class FakeAzureDevOps:
     """
 
     sample_pat = SAMPLE_PAT
+
+    server_name = "fake Azure DevOps"
 
     def __init__(self, certificates: LocalCertificates, *, port: int = 0, collection: str = "DefaultCollection",
                  max_api_version: str = "7.1") -> None:
@@ -127,24 +129,6 @@ class FakeAzureDevOps:
         logger.info("fake Azure DevOps listening at %s", self.base_url)
         return self
 
-    def stop(self) -> None:
-        """Stop listening and close open connections, so clients see the server as unreachable."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        logger.info("fake Azure DevOps stopped")
-
-    def __enter__(self) -> FakeAzureDevOps:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
