@@ -38,7 +38,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import ssl
 import tempfile
 import threading
@@ -46,12 +45,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from devhost.serving import BackgroundServer
+from devhost.serving import BackgroundServer, DispatchingHandler, TlsThreadingServer
 from devhost.tls import LocalCertificates, ensure_local_ca
 from shared.errors import RequestError
 
@@ -451,46 +449,13 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]], next_base: s
     return body
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(DispatchingHandler):
     server: _VaultHTTPServer
-
-    def setup(self) -> None:
-        # The TLS handshake runs here, on the connection's own thread, so a slow client
-        # cannot stall the accept loop. TCP_NODELAY stops Nagle's algorithm from holding back the
-        # body after the headers (about 40 ms per response otherwise).
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.request = self.server.tls_context.wrap_socket(self.request, server_side=True)
-        self.request.settimeout(IDLE_CONNECTION_SECONDS)
-        self.server.track(self.request)
-        super().setup()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.request)
-            with contextlib.suppress(OSError):
-                self.request.close()
+    timeout = IDLE_CONNECTION_SECONDS
 
     def log_message(self, format: str, *args: Any) -> None:
         message = format % args
         logger.debug("local Key Vault: %s", message)
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -548,36 +513,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _VaultHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _VaultHTTPServer(TlsThreadingServer):
+    """The TLS server of one local Key Vault."""
 
     def __init__(self, address: tuple[str, int], vault: LocalKeyVault, tls_context: ssl.SSLContext) -> None:
         self.vault = vault
-        self.tls_context = tls_context
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Cut open keep-alive connections so that clients see the server go away."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver calls this inside its except block. Failed handshakes and dropped
-        # connections are normal for a local server, so they are logged at debug level only.
-        logger.debug("local Key Vault: connection from %s failed", client_address, exc_info=True)  # noqa: LOG014
+        super().__init__(address, _Handler, tls_context)
 
 
 class LocalKeyVault(BackgroundServer):

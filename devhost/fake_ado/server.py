@@ -12,18 +12,16 @@ import binascii
 import json
 import logging
 import re
-import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 from devhost.fake_ado.model import CollectionState, Identity
 from devhost.fake_ado.routes import ApiError, Call, Reply, connection_data, dispatch
 from devhost.fake_ado.sample import SAMPLE_COLLECTION_ID, SAMPLE_PAT, seed_sample
-from devhost.serving import BackgroundServer
+from devhost.serving import BackgroundServer, DispatchingHandler, TlsThreadingServer
 from devhost.tls import LocalCertificates
 
 logger = logging.getLogger(__name__)
@@ -122,7 +120,7 @@ class FakeAzureDevOps(BackgroundServer):
     # Lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> FakeAzureDevOps:
-        server = _HTTPSServer(("127.0.0.1", self.requested_port), _Handler, self.certificates.server_context(), self)
+        server = _HTTPSServer(("127.0.0.1", self.requested_port), self.certificates.server_context(), self)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="fake-azure-devops", daemon=True)
         self._thread.start()
@@ -349,63 +347,16 @@ def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-class _HTTPSServer(ThreadingHTTPServer):
-    """A threaded HTTP server that runs the TLS handshake in each connection's thread."""
+class _HTTPSServer(TlsThreadingServer):
+    """The TLS server of one fake collection."""
 
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext,
-                 fake: FakeAzureDevOps) -> None:
-        super().__init__(address, handler)
-        self.context = context
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, fake: FakeAzureDevOps) -> None:
+        super().__init__(address, _Handler, context)
         self.fake = fake
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        try:
-            connection = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as error:
-            logger.debug("TLS handshake with %s failed: %s", client_address, error)
-            return
-        with self._connections_lock:
-            self._connections.add(connection)
-        try:
-            super().finish_request(connection, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                logger.debug("connection was already closed")
-            connection.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(DispatchingHandler):
     server: _HTTPSServer
-    timeout = 30
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("fake Azure DevOps: " + format, *args)  # noqa: G003 - format is the stdlib's template
