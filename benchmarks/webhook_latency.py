@@ -53,7 +53,7 @@ def measure(client: httpx.Client, url: str, bodies: list[bytes], headers: dict[s
         response = client.post(url, content=body, headers=headers)
         latencies.append((time.perf_counter() - started) * 1000)
         if response.status_code != expected:
-            raise SystemExit(f"{url} answered {response.status_code}, expected {expected}: {response.text[:300]}")
+            raise SystemExit(f"{url} returned {response.status_code}, expected {expected}: {response.text[:300]}")
     return latencies
 
 

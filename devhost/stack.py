@@ -74,7 +74,9 @@ class LocalStack:
 
     def settings(self) -> dict[str, str]:
         """Return the app settings the host process gets: the same names as in Azure, local values."""
-        assert self.azurite and self.key_vault and self.certificates
+        assert self.azurite is not None, "start_dependencies() first"
+        assert self.key_vault is not None, "start_dependencies() first"
+        assert self.certificates is not None, "start_dependencies() first"
         settings = {
             "STACKHOOK_ENVIRONMENT": "local",
             "STACKHOOK_PUBLIC_BASE_URL": self.base_url,

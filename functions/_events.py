@@ -1,4 +1,4 @@
-"""What the five event processors share: read the message, process it, record failures."""
+"""The shared body of the five event processors: read the message, process it, record failures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`GET /api/health`: the app version and whether each dependency answered, and how fast."""
+"""`GET /api/health`: the app version, and for each dependency whether it responded and how fast."""
 
 from __future__ import annotations
 

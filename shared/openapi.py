@@ -17,7 +17,7 @@ from shared.settings import APP_VERSION
 
 @dataclass(frozen=True)
 class Operation:
-    """One method on one path, with its bodies and the statuses it can answer."""
+    """One method on one path, with its bodies and the statuses it can return."""
 
     method: str
     path: str

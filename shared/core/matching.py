@@ -1,4 +1,4 @@
-"""Which stacks and modules a set of changed files touches.
+"""Matching of changed files to the stacks and modules they touch.
 
 A route names a stack or module, the branch it tracks, its project root and extra globs. A change
 touches a route when a changed file lies under the project root (every file does when the root is

@@ -5,7 +5,7 @@ blocks and a list of items (table rows or list items). `render_replies` joins th
 comment in order, starts the text with `REPLY_MARKER` and keeps it within `max_length`
 characters. Azure DevOps accepts at most 150,000 characters per comment, and the default of
 140,000 leaves room for what the caller adds. When the parts do not fit, whole items are left out
-from the end of each list, and a line says how many. Text is never cut inside a markdown
+from the end of each list, and a line gives how many. Text is never cut inside a markdown
 construct.
 
 User-controlled text (stack names, command lines, reasons) goes through `_text` or `_code`, so

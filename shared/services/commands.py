@@ -129,14 +129,14 @@ def comment_principal(author: Identity) -> Principal:
 def matching_routes(reference: StackReference, routes: Sequence[StackRoute], kinds: Sequence[str]
                     ) -> list[StackRoute]:
     """Return the routes whose id or name matches the reference, among the allowed kinds."""
-    wanted = reference.normalised
+    expected = reference.normalised
     allowed = [reference.kind] if reference.kind is not None else list(kinds)
     by_id = [route for route in routes
-             if route.kind in allowed and StackReference(None, route.id).normalised == wanted]
+             if route.kind in allowed and StackReference(None, route.id).normalised == expected]
     if by_id:
         return by_id
     return [route for route in routes
-            if route.kind in allowed and route.name and StackReference(None, route.name).normalised == wanted]
+            if route.kind in allowed and route.name and StackReference(None, route.name).normalised == expected]
 
 
 def reference_text(route: StackRoute, *, qualified: bool) -> str:

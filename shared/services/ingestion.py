@@ -5,7 +5,7 @@ writing the response. It responds fast: one table read, two single-row table wri
 look-up of whether any stack uses the repository.
 What each event means is decided later by the processors, from the stored body.
 
-Answers, in the order they are checked:
+Responses, in the order they are checked:
   404  unknown or deleted integration
   401  missing or wrong Basic credentials (with `WWW-Authenticate: Basic`), or no stored secret
   413  body larger than the configured limit
@@ -237,7 +237,7 @@ class WebhookIngestion:
             return self._duplicate(delivery, duplicate.original_id, ids)
         logger.info("Delivery %s %s for integration %s (subscription %s, notification %s, event %s): %s",
                     stored.delivery_id, outcome, *ids, reason)
-        # The answer uses the outcome the delivery log shows, so both name it the same way.
+        # The response uses the outcome the delivery log shows, so both name it the same way.
         return WebhookAnswer(200, {"status": outcome, "message": reason, "deliveryId": stored.delivery_id,
                                    "eventType": delivery.event_type})
 

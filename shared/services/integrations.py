@@ -51,7 +51,7 @@ ClientFactory = Callable[[str, str], AzureDevOpsClient]
 
 
 class ServiceHookLifecycle(Protocol):
-    """What happens to the Azure DevOps subscriptions stackhook installed for an integration."""
+    """Hooks that keep an integration's installed Azure DevOps subscriptions in step with it."""
 
     def after_secret_rotation(self, record: IntegrationRecord) -> list[str]: ...
 
@@ -221,8 +221,8 @@ class IntegrationService:
             try:
                 self._secrets.delete(name)
             except DependencyUnavailable:
-                # The integration is gone and its endpoint answers 404 either way; a later delete or
-                # the recreate path (which recovers the name) finishes the clean-up.
+                # The integration is gone and its endpoint returns 404 either way. Recreating it
+                # recovers the secret names, which finishes the clean-up.
                 logger.warning("Could not soft-delete secret %s of deleted integration %s", name, record.id)
         logger.info("Deleted integration %s by %s", record.id, context.actor)
         return record
@@ -241,7 +241,7 @@ class IntegrationService:
         logger.info("Rotated the webhook secret of integration %s by %s (grace %s minutes)", record.id,
                     context.actor, body.grace_period_minutes)
         if self._service_hooks is not None:
-            # The new secret is valid at once, so installed subscriptions switch to it now; the grace
+            # The new secret is valid at once, so installed subscriptions switch to it now. The grace
             # period covers subscriptions created by hand and deliveries already under way.
             self._service_hooks.after_secret_rotation(updated)
         return updated
@@ -299,7 +299,7 @@ class IntegrationService:
         return space_id
 
     def _queue_connection_test(self, integration_id_: str, reason: str) -> None:
-        """Ask the connection-test function to run; the save itself never waits for Azure DevOps."""
+        """Queue a connection test, so that saving an integration does not wait for Azure DevOps."""
         try:
             with storage_errors("Queue Storage"):
                 self._clients.queue(CONNECTION_TEST_QUEUE).send_message(

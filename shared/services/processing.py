@@ -65,7 +65,7 @@ class QueuedDelivery:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What processing decided: `processed`, `ignored` or `failed`, why, and the classification."""
+    """The result of processing a delivery: `processed`, `ignored` or `failed`, the reason, and the classification."""
 
     outcome: str
     reason: str
@@ -98,7 +98,7 @@ class EventProcessor:
         """Process one delivery; return None when there is nothing left to process.
 
         Failures of storage propagate, so the queue retries the message and, after the last
-        attempt, moves it to the poison queue; `record_failure` then marks the delivery failed.
+        attempt, moves it to the poison queue. `record_failure` marks the delivery failed.
         """
         ids = (message.integration_id, message.delivery_id)
         try:
@@ -186,8 +186,8 @@ class EventProcessor:
             stored = self._pull_requests.get(integration_id, repository_id, pull_request.pull_request_id)
             if created is not None and stored.event_created is not None and created < stored.event_created \
                     and event.kind != "merge_attempted":
-                # Each event type has its own queue, so a later event can be processed first; an older
-                # state must not overwrite it or be mistaken for a change.
+                # Each event type has its own queue, so a later event can be processed first. An older
+                # state must not overwrite the newer one or be mistaken for a change.
                 return _Classified(Outcome(
                     "ignored", f"Pull request {event.kind} event from {created.isoformat()} is older than the state "
                     f"already seen ({stored.event_created.isoformat()}); it changes nothing.", event.summary()))

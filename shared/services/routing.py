@@ -208,8 +208,8 @@ def _nobody_uses(repository_name: str, repository_id: str) -> str:
 def iteration_of(iterations: list[dict[str, Any]], source_commit: str | None) -> int:
     """Return the newest iteration whose source commit is `source_commit`, else the newest one (0 if none).
 
-    The event names the head commit it saw; by the time it is processed a newer push may have
-    added an iteration, and a status must name the iteration of the commit it is about.
+    The event names the head commit it saw. By the time it is processed, a newer push may have added
+    an iteration, and a status must name the iteration of the commit it is about.
     """
     newest = 0
     matching = 0

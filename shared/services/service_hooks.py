@@ -287,8 +287,8 @@ def plan_install(desired: Iterable[DesiredSubscription], existing: Iterable[Mapp
     repository one of them is matched, and one that stackhook recorded comes first. `recorded_versions`
     maps a recorded subscription id (lowercase) to the secret version it was installed with.
     """
-    wanted = list(desired)
-    url = wanted[0].url if wanted else ""
+    expected = list(desired)
+    url = expected[0].url if expected else ""
     candidates: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for subscription in existing:
         if points_at(subscription, url):
@@ -298,7 +298,7 @@ def plan_install(desired: Iterable[DesiredSubscription], existing: Iterable[Mapp
     update: list[PlannedChange] = []
     unchanged: list[PlannedChange] = []
     duplicates: list[str] = []
-    for item in wanted:
+    for item in expected:
         matches = sorted(candidates.get(item.scope, []),
                          key=lambda found: (_text(found.get("id")).lower() not in recorded_versions,
                                             _text(found.get("id")).lower()))

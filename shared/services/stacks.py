@@ -5,7 +5,7 @@ or deleting it needs the write role. Its repository is resolved once through the
 REST API with the personal access token of the stack's integration, and the project and
 repository ids and names from its response are stored.
 
-The first section holds the pure input rules (no I/O), the second the use cases.
+The first section contains the pure input rules (no I/O), the second the use cases.
 """
 
 from __future__ import annotations

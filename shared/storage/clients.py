@@ -1,8 +1,8 @@
 """Table and queue clients built from settings, the same code path locally and in Azure.
 
 Locally the connection string points at Azurite; in Azure the service URIs are used with the
-app's managed identity. Azure SDK failures that mean "storage did not answer" become
-`DependencyUnavailable`, so the HTTP layer can answer 503 and callers can retry.
+app's managed identity. Azure SDK failures that mean storage was unreachable become
+`DependencyUnavailable`, so the HTTP layer returns 503 and callers can retry.
 """
 
 from __future__ import annotations

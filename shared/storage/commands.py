@@ -125,9 +125,9 @@ class CommandStore:
     def claim_comment(self, target: ReplyTarget, comment_id: int, delivery_id: str) -> ClaimOutcome:
         """Create the row of a comment before its commands run.
 
-        Returns `claimed` for a new row, `handled` when another delivery created it or the reply
-        is already stored, and `resumed` when the same delivery created it and stopped before
-        storing its reply (the queue is retrying that delivery after a storage failure).
+        Returns `claimed` for a new row, and `handled` when another delivery created it or the reply
+        is already stored. Returns `resumed` when the same delivery created it and stopped before
+        storing its reply, because the queue is retrying that delivery after a storage failure.
         """
         return self._claim(target, comment_row(target.thread_id, comment_id), delivery_id)
 
@@ -155,7 +155,7 @@ class CommandStore:
         compressed = gzip.compress(reply.encode("utf-8"), compresslevel=6)
         chunks = [compressed[index:index + _CHUNK_BYTES] for index in range(0, len(compressed), _CHUNK_BYTES)]
         if len(chunks) > _MAX_CHUNKS:
-            raise ValidationFailed(f"the reply compresses to {len(compressed)} bytes, more than a table row holds",
+            raise ValidationFailed(f"the reply compresses to {len(compressed)} bytes, more than a table row can store",
                                    field="reply")
         entity: dict[str, Any] = {"PartitionKey": target.partition, "RowKey": row, "state": "pending",
                                   "replyChunks": len(chunks)}
